@@ -1,0 +1,607 @@
+// The build runner that `knock-lambda-build-run` (@pulumi/command local.Command) executes:
+//
+//   node --import tsx infra/build-runner.ts
+//
+// It starts the CodeBuild project, follows the build, and on success ends its stdout with the pushed
+// image digest, which the Pulumi program turns into the function's image URI. It needs Node only —
+// no AWS CLI, bash or jq on the deployer's machine (SPEC §9 item 11) — and takes every parameter from
+// the environment, so nothing is ever spliced into a shell line. The digest travels through this
+// process's own stdout, never a shared temp file, and there is no fallback tag (SPEC §9 item 2).
+//
+// Importing this module has no side effects: tests and index.ts use its pure helpers.
+
+import { randomUUID } from "node:crypto";
+import { setTimeout as delay } from "node:timers/promises";
+import {
+  BatchGetBuildsCommand,
+  CodeBuildClient,
+  StartBuildCommand,
+  StopBuildCommand,
+  type Build,
+} from "@aws-sdk/client-codebuild";
+import { CloudWatchLogsClient, GetLogEventsCommand } from "@aws-sdk/client-cloudwatch-logs";
+
+/** Name of the variable the buildspec exports (`env.exported-variables`) with the pushed digest. */
+export const DIGEST_VARIABLE = "IMAGE_DIGEST";
+
+/** What a usable image digest looks like: Lambda pins the image by its manifest's sha256. */
+export const DIGEST_PATTERN = /^sha256:[0-9a-f]{64}$/;
+
+/** Exit codes of the runner; index.ts and the README rely on them. */
+export const EXIT_CODES = Object.freeze({
+  /** Build succeeded; the last stdout line is the digest. */
+  success: 0,
+  /** The build could not be started, failed, or succeeded without a valid digest. */
+  failure: 1,
+  /** An environment variable was missing or invalid. */
+  invalidEnvironment: 2,
+  /** The build ran longer than CODEBUILD_TIMEOUT_MINUTES and was stopped (same code as coreutils `timeout`). */
+  timeout: 124,
+  /** Interrupted by SIGINT (128 + 2). */
+  sigint: 130,
+  /** Interrupted by SIGTERM (128 + 15). */
+  sigterm: 143,
+});
+
+/** Lines printed from the end of the CloudWatch build log when a build fails. */
+export const LOG_TAIL_LINES = 30;
+
+/** While the phase does not change, a "still running" line is printed this often, so a slow BUILD phase does not look hung. */
+export const HEARTBEAT_MS = 30_000;
+
+/** Consecutive BatchGetBuilds failures tolerated (the SDK has already retried each one) before giving up on the build. */
+export const MAX_POLL_FAILURES = 5;
+
+/** Validated runner parameters, read from the environment by {@link parseRunnerEnv}. */
+export interface RunnerOptions {
+  /** CodeBuild project to start (`CODEBUILD_PROJECT_NAME`). */
+  readonly projectName: string;
+  /** AWS region (`AWS_REGION`); the SDK reads the same variable. */
+  readonly region: string;
+  /** Attempts to start the build while the service role is not yet assumable (`CODEBUILD_MAX_RETRIES`). @default 10 */
+  readonly maxAttempts: number;
+  /** Pause between those attempts, ms (`CODEBUILD_RETRY_DELAY_SECONDS`). @default 30 s */
+  readonly retryDelayMs: number;
+  /** The build is stopped and the runner fails after this long since the build started, ms (`CODEBUILD_TIMEOUT_MINUTES`). @default 30 min */
+  readonly timeoutMs: number;
+  /** Pause between BatchGetBuilds calls, ms (`BUILD_POLL_INTERVAL_SECONDS`). @default 5 s */
+  readonly pollIntervalMs: number;
+  /** SHA-256 of the build context (`BUILD_CONTEXT_SHA256`), printed for the record only. */
+  readonly contextSha256?: string;
+}
+
+/** An environment variable the runner needs is missing or invalid; lists every problem found. */
+export class RunnerConfigError extends Error {
+  constructor(readonly problems: readonly string[]) {
+    super(`invalid build runner environment:\n${problems.map((p) => `  - ${p}`).join("\n")}`);
+    this.name = "RunnerConfigError";
+  }
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+interface NumberRule {
+  readonly name: string;
+  readonly fallback: number;
+  readonly integer: boolean;
+  readonly min: number;
+  /** `true`: the value must be strictly greater than `min`. */
+  readonly exclusive: boolean;
+  readonly unit: string;
+}
+
+function readNumber(env: Env, rule: NumberRule, problems: string[]): number {
+  const raw = env[rule.name]?.trim();
+  // An empty variable counts as unset: the Pulumi program may pass "" for an unset config key.
+  if (raw === undefined || raw === "") return rule.fallback;
+  const syntax = rule.integer ? /^\d+$/ : /^\d+(\.\d+)?$/;
+  const value = Number(raw);
+  const inRange = rule.exclusive ? value > rule.min : value >= rule.min;
+  if (!syntax.test(raw) || !Number.isFinite(value) || !inRange) {
+    const kind = rule.integer ? "a whole number" : "a number";
+    const bound = `${rule.exclusive ? ">" : "≥"} ${rule.min}`;
+    problems.push(
+      `${rule.name}=${JSON.stringify(env[rule.name])} is not allowed: must be ${kind} ${bound} (${rule.unit}; default ${rule.fallback})`,
+    );
+    return rule.fallback;
+  }
+  return value;
+}
+
+// CodeBuild's own constraint on project names.
+const PROJECT_NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{1,254}$/;
+const REGION_PATTERN = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+
+/**
+ * Reads and validates the runner's parameters from the environment.
+ *
+ * @param env - usually `process.env`.
+ * @returns the frozen options; optional variables fall back to their defaults when unset or empty.
+ * @throws RunnerConfigError naming every invalid variable, its value and what is allowed.
+ */
+export function parseRunnerEnv(env: Env): RunnerOptions {
+  const problems: string[] = [];
+
+  const projectName = env.CODEBUILD_PROJECT_NAME?.trim() ?? "";
+  if (projectName === "") {
+    problems.push("CODEBUILD_PROJECT_NAME is required: the name of the CodeBuild project to start");
+  } else if (!PROJECT_NAME_PATTERN.test(projectName)) {
+    problems.push(
+      `CODEBUILD_PROJECT_NAME=${JSON.stringify(projectName)} is not allowed: 2-255 characters, letters, digits, '-' and '_', starting with a letter or digit`,
+    );
+  }
+
+  const region = env.AWS_REGION?.trim() ?? "";
+  if (region === "") {
+    problems.push("AWS_REGION is required: the region of the CodeBuild project, e.g. us-east-2");
+  } else if (!REGION_PATTERN.test(region)) {
+    problems.push(`AWS_REGION=${JSON.stringify(region)} is not allowed: an AWS region name such as us-east-2`);
+  }
+
+  const maxAttempts = readNumber(
+    env,
+    { name: "CODEBUILD_MAX_RETRIES", fallback: 10, integer: true, min: 1, exclusive: false, unit: "attempts to start the build" },
+    problems,
+  );
+  const retryDelaySeconds = readNumber(
+    env,
+    { name: "CODEBUILD_RETRY_DELAY_SECONDS", fallback: 30, integer: false, min: 0, exclusive: false, unit: "seconds between attempts" },
+    problems,
+  );
+  const timeoutMinutes = readNumber(
+    env,
+    { name: "CODEBUILD_TIMEOUT_MINUTES", fallback: 30, integer: false, min: 0, exclusive: true, unit: "minutes" },
+    problems,
+  );
+  const pollSeconds = readNumber(
+    env,
+    { name: "BUILD_POLL_INTERVAL_SECONDS", fallback: 5, integer: false, min: 0, exclusive: true, unit: "seconds" },
+    problems,
+  );
+
+  if (problems.length > 0) throw new RunnerConfigError(problems);
+
+  const contextSha256 = env.BUILD_CONTEXT_SHA256?.trim();
+  return Object.freeze({
+    projectName,
+    region,
+    maxAttempts,
+    retryDelayMs: retryDelaySeconds * 1000,
+    timeoutMs: timeoutMinutes * 60_000,
+    pollIntervalMs: pollSeconds * 1000,
+    ...(contextSha256 ? { contextSha256 } : {}),
+  });
+}
+
+/**
+ * Formats a duration as the runner's progress prefix, e.g. `[2m05s]`.
+ *
+ * @param ms - elapsed milliseconds (negative values count as 0).
+ */
+export function formatElapsed(ms: number): string {
+  const total = Math.max(0, Math.floor(ms / 1000));
+  const minutes = Math.floor(total / 60);
+  const seconds = total % 60;
+  return `[${minutes}m${String(seconds).padStart(2, "0")}s]`;
+}
+
+function errorName(err: unknown): string {
+  if (err && typeof err === "object") {
+    const { name, Code } = err as { name?: unknown; Code?: unknown };
+    if (typeof name === "string" && name !== "Error") return name;
+    if (typeof Code === "string") return Code;
+    if (typeof name === "string") return name;
+  }
+  return "Error";
+}
+
+function errorMessage(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return String(err);
+}
+
+function describeError(err: unknown): string {
+  return `${errorName(err)}: ${errorMessage(err)}`;
+}
+
+/**
+ * Whether a StartBuild error means CodeBuild cannot assume the project's service role *yet*.
+ *
+ * A freshly created IAM role takes a while to become assumable everywhere; meanwhile StartBuild fails
+ * with `InvalidInputException: CodeBuild is not authorized to perform: sts:AssumeRole on
+ * arn:aws:iam::…:role/…` (some paths report it as AccessDenied). Only that case is worth retrying;
+ * everything else (missing project, no codebuild:StartBuild permission for the caller, account
+ * limits) fails the same way on every attempt.
+ */
+export function isRolePropagationError(err: unknown): boolean {
+  const name = errorName(err);
+  const retryableName = name === "InvalidInputException" || /^AccessDenied(Exception)?$/.test(name);
+  return retryableName && /not authorized to perform:?\s*sts:AssumeRole/i.test(errorMessage(err));
+}
+
+/**
+ * Extracts the build id and the image digest from the runner's complete stdout.
+ *
+ * @param stdout - the runner's stdout (local.Command trims one trailing newline; either form works).
+ * @returns the id printed on the `build id: …` line and the digest on the last non-empty line.
+ * @throws Error when the last non-empty line is not a `sha256:<64 hex>` digest, or when there is not
+ *   exactly one `build id:` line — no digest, no deploy.
+ */
+export function parseRunnerOutput(stdout: string): { buildId: string; digest: string } {
+  const lines = stdout
+    .split(/\r?\n/)
+    .map((line) => line.trim())
+    .filter((line) => line !== "");
+  const last = lines[lines.length - 1];
+  if (last === undefined) {
+    throw new Error("the build runner printed nothing; expected a 'build id: …' line and the image digest (sha256:<64 hex>) as the last line");
+  }
+  if (!DIGEST_PATTERN.test(last)) {
+    const shown = last.length > 120 ? `${last.slice(0, 120)}…` : last;
+    throw new Error(
+      `the build runner's output does not end with an image digest (sha256:<64 lowercase hex>); its last line was ${JSON.stringify(shown)}. No digest, no deploy.`,
+    );
+  }
+  const ids = lines.map((line) => /^build id: (\S+)$/.exec(line)?.[1]).filter((id): id is string => id !== undefined);
+  if (ids.length !== 1) {
+    throw new Error(`the build runner's output must contain exactly one 'build id: <id>' line; found ${ids.length}`);
+  }
+  return { buildId: ids[0] as string, digest: last };
+}
+
+/** Everything {@link runBuild} touches outside itself, so tests can drive it with mocks and a fake clock. */
+export interface RunnerDeps {
+  readonly codebuild: CodeBuildClient;
+  readonly logs: CloudWatchLogsClient;
+  /** Waits `ms`; should return early (not throw) when `signal` aborts. */
+  readonly sleep: (ms: number, signal?: AbortSignal) => Promise<void>;
+  /** Milliseconds on a monotonic-enough clock. */
+  readonly now: () => number;
+  /** Prints one line to stdout (the stream local.Command shows live and returns). */
+  readonly out: (line: string) => void;
+  /** Also receives the final error summary (stderr), so it shows in Pulumi's error message. */
+  readonly err?: (line: string) => void;
+  /** Aborted on SIGINT/SIGTERM; its reason (`"SIGINT"`/`"SIGTERM"`) picks the exit code. */
+  readonly signal?: AbortSignal;
+}
+
+/** What {@link runBuild} ended with. */
+export interface RunResult {
+  readonly exitCode: number;
+  readonly buildId?: string;
+  readonly digest?: string;
+}
+
+/** Sleeps `ms`, returning early when `signal` aborts. The default {@link RunnerDeps.sleep}. */
+export async function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await delay(ms, undefined, signal ? { signal } : undefined);
+  } catch (err) {
+    if (!signal?.aborted) throw err;
+  }
+}
+
+function signalExitCode(signal: AbortSignal): number {
+  return signal.reason === "SIGTERM" ? EXIT_CODES.sigterm : EXIT_CODES.sigint;
+}
+
+function signalName(signal: AbortSignal): string {
+  return typeof signal.reason === "string" ? signal.reason : "an interrupt";
+}
+
+const ABORTED = Symbol("aborted");
+
+/** Resolves with `promise`'s value, or with ABORTED as soon as `signal` aborts (the call itself is left to finish). */
+function unlessAborted<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T | typeof ABORTED> {
+  if (!signal) return promise;
+  if (signal.aborted) {
+    promise.catch(() => undefined);
+    return Promise.resolve(ABORTED);
+  }
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => resolve(ABORTED);
+    signal.addEventListener("abort", onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener("abort", onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener("abort", onAbort);
+        reject(err);
+      },
+    );
+  });
+}
+
+const TERMINAL_FAILURES = new Set(["FAILED", "FAULT", "STOPPED", "TIMED_OUT"]);
+
+/**
+ * Starts the CodeBuild project, follows the build and reports its outcome (see the module comment).
+ *
+ * @param options - validated parameters ({@link parseRunnerEnv}).
+ * @param deps - AWS clients, clock, sleep, output and the interrupt signal.
+ * @returns the exit code (see {@link EXIT_CODES}) and, on success, the build id and digest.
+ */
+export async function runBuild(options: RunnerOptions, deps: RunnerDeps): Promise<RunResult> {
+  const { out, signal } = deps;
+  const fail = (message: string): void => {
+    out(`error: ${message}`);
+    deps.err?.(`error: ${message}`);
+  };
+
+  out(`starting CodeBuild project ${options.projectName} in ${options.region}`);
+  if (options.contextSha256) out(`build context sha256: ${options.contextSha256}`);
+
+  // --- start, retrying while the fresh service role is not assumable yet ---
+  let buildId: string | undefined;
+  let lastError: unknown;
+  for (let attempt = 1; attempt <= options.maxAttempts; attempt++) {
+    if (signal?.aborted) {
+      fail(`received ${signalName(signal)} before a build started; nothing to stop`);
+      return { exitCode: signalExitCode(signal) };
+    }
+    try {
+      // The StartBuild call is not raced against the signal: if it succeeds we must know the id to stop it.
+      const started = await deps.codebuild.send(
+        // One token per attempt: the SDK's own retries of this request then cannot start a second build.
+        new StartBuildCommand({ projectName: options.projectName, idempotencyToken: randomUUID() }),
+      );
+      buildId = started.build?.id;
+      if (!buildId) {
+        fail(`StartBuild for ${options.projectName} returned no build id; check the project in the CodeBuild console`);
+        return { exitCode: EXIT_CODES.failure };
+      }
+      break;
+    } catch (err) {
+      lastError = err;
+      if (!isRolePropagationError(err)) {
+        fail(`could not start a build of ${options.projectName}: ${describeError(err)}`);
+        return { exitCode: EXIT_CODES.failure };
+      }
+      if (attempt < options.maxAttempts) {
+        out(
+          `attempt ${attempt}/${options.maxAttempts}: CodeBuild cannot assume its service role yet (IAM propagation); retrying in ${options.retryDelayMs / 1000}s`,
+        );
+        await deps.sleep(options.retryDelayMs, signal);
+      }
+    }
+  }
+  if (!buildId) {
+    fail(
+      `gave up starting a build of ${options.projectName} after ${options.maxAttempts} attempt(s), ${options.retryDelayMs / 1000}s apart: ` +
+        `CodeBuild still cannot assume its service role. Last error: ${describeError(lastError)}. ` +
+        `Check that the role's trust policy allows codebuild.amazonaws.com and that STS is enabled in ${options.region}; ` +
+        `if IAM is just slow, raise codebuild_max_retries or codebuild_retry_delay and run pulumi up again.`,
+    );
+    return { exitCode: EXIT_CODES.failure };
+  }
+
+  out(`build id: ${buildId}`);
+  const startedAt = deps.now();
+  const elapsed = (): string => formatElapsed(deps.now() - startedAt);
+
+  const stop = async (reason: string): Promise<void> => {
+    out(`${elapsed()} ${reason}: stopping build ${buildId}`);
+    try {
+      await deps.codebuild.send(new StopBuildCommand({ id: buildId }));
+      out(`${elapsed()} StopBuild accepted for ${buildId}`);
+    } catch (err) {
+      out(`${elapsed()} StopBuild failed (${describeError(err)}); stop ${buildId} in the CodeBuild console`);
+    }
+  };
+
+  // --- follow the build ---
+  let lastPhase: string | undefined;
+  let lastLineAt = startedAt;
+  let logLinkShown = false;
+  let pollFailures = 0;
+  for (;;) {
+    if (signal?.aborted) {
+      await stop(`received ${signalName(signal)}`);
+      fail(`interrupted by ${signalName(signal)}; build ${buildId} was asked to stop`);
+      return { exitCode: signalExitCode(signal), buildId };
+    }
+
+    let build: Build | undefined;
+    try {
+      const polled = await unlessAborted(deps.codebuild.send(new BatchGetBuildsCommand({ ids: [buildId] })), signal);
+      if (polled === ABORTED) continue;
+      build = polled.builds?.find((b) => b.id === buildId);
+      if (!build) throw new Error(`BatchGetBuilds did not return build ${buildId}`);
+      pollFailures = 0;
+    } catch (err) {
+      pollFailures++;
+      out(`${elapsed()} could not read the build status (${pollFailures}/${MAX_POLL_FAILURES}): ${describeError(err)}`);
+      if (pollFailures >= MAX_POLL_FAILURES) {
+        await stop("lost track of the build");
+        fail(`could not read the status of build ${buildId} ${MAX_POLL_FAILURES} times in a row; last error: ${describeError(err)}`);
+        return { exitCode: EXIT_CODES.failure, buildId };
+      }
+    }
+
+    if (build) {
+      const deepLink = build.logs?.deepLink;
+      if (deepLink && !logLinkShown) {
+        out(`${elapsed()} logs: ${deepLink}`);
+        logLinkShown = true;
+      }
+      const status = build.buildStatus;
+      if (status !== undefined && status !== "IN_PROGRESS") {
+        return finish(build, buildId, elapsed(), deps, fail);
+      }
+      const phase = build.currentPhase ?? "SUBMITTED";
+      const now = deps.now();
+      if (phase !== lastPhase) {
+        out(`${elapsed()} phase ${phase}`);
+        lastPhase = phase;
+        lastLineAt = now;
+      } else if (now - lastLineAt >= HEARTBEAT_MS) {
+        out(`${elapsed()} phase ${phase} (still running)`);
+        lastLineAt = now;
+      }
+    }
+
+    const remaining = options.timeoutMs - (deps.now() - startedAt);
+    if (remaining <= 0) {
+      await stop(`timed out after ${options.timeoutMs / 60_000} min (CODEBUILD_TIMEOUT_MINUTES)`);
+      fail(
+        `build ${buildId} did not finish within ${options.timeoutMs / 60_000} min and was stopped; ` +
+          `raise codebuild_timeout_minutes if the build is just slow`,
+      );
+      return { exitCode: EXIT_CODES.timeout, buildId };
+    }
+    await deps.sleep(Math.min(options.pollIntervalMs, remaining), signal);
+  }
+}
+
+async function finish(
+  build: Build,
+  buildId: string,
+  elapsed: string,
+  deps: RunnerDeps,
+  fail: (message: string) => void,
+): Promise<RunResult> {
+  const { out } = deps;
+  const status = build.buildStatus ?? "UNKNOWN";
+
+  if (status === "SUCCEEDED") {
+    const exported = build.exportedEnvironmentVariables ?? [];
+    const digest = exported.find((v) => v.name === DIGEST_VARIABLE)?.value?.trim();
+    if (digest === undefined || digest === "") {
+      const names = exported.map((v) => v.name).join(", ") || "none";
+      fail(
+        `build ${buildId} succeeded but did not export ${DIGEST_VARIABLE} (exported: ${names}); ` +
+          `the buildspec must export the pushed digest. No digest, no deploy.`,
+      );
+      return { exitCode: EXIT_CODES.failure, buildId };
+    }
+    if (!DIGEST_PATTERN.test(digest)) {
+      fail(
+        `build ${buildId} succeeded but exported ${DIGEST_VARIABLE}=${JSON.stringify(digest.slice(0, 100))}, ` +
+          `which is not an image digest (sha256:<64 lowercase hex>). No digest, no deploy.`,
+      );
+      return { exitCode: EXIT_CODES.failure, buildId };
+    }
+    out(`${elapsed} build SUCCEEDED`);
+    // Must stay the last stdout line: parseRunnerOutput (and index.ts) read it from there.
+    out(digest);
+    return { exitCode: EXIT_CODES.success, buildId, digest };
+  }
+
+  out(`${elapsed} build ${status}`);
+  const failed = (build.phases ?? []).find(
+    (p) => p.phaseStatus !== undefined && p.phaseStatus !== "SUCCEEDED",
+  );
+  if (failed) {
+    out(`failing phase: ${failed.phaseType ?? "UNKNOWN"} ${failed.phaseStatus}`);
+    for (const context of failed.contexts ?? []) {
+      const parts = [context.statusCode, context.message].filter((s) => s !== undefined && s !== "");
+      if (parts.length > 0) out(`  ${parts.join(": ")}`);
+    }
+  } else {
+    out(`no phase reported a failure (last phase: ${build.currentPhase ?? "unknown"})`);
+  }
+  if (build.logs?.deepLink) out(`logs: ${build.logs.deepLink}`);
+  for (const line of await logTail(build, deps)) out(line);
+
+  const phaseText = failed ? ` in phase ${failed.phaseType ?? "UNKNOWN"}` : "";
+  const hint = TERMINAL_FAILURES.has(status) ? "" : " (unexpected status)";
+  fail(`build ${buildId} ended ${status}${phaseText}${hint}; see the log above`);
+  return { exitCode: EXIT_CODES.failure, buildId };
+}
+
+/** The last {@link LOG_TAIL_LINES} lines of the build's CloudWatch log, framed; never throws. */
+async function logTail(build: Build, deps: RunnerDeps): Promise<string[]> {
+  const group = build.logs?.groupName;
+  const stream = build.logs?.streamName;
+  if (!group || !stream) return ["(no CloudWatch log recorded for this build)"];
+  try {
+    const page = await deps.logs.send(
+      new GetLogEventsCommand({ logGroupName: group, logStreamName: stream, startFromHead: false, limit: LOG_TAIL_LINES }),
+    );
+    // Sorted defensively: the API documents the newest-first *selection*, not the order within a page.
+    const events = [...(page.events ?? [])].sort((a, b) => (a.timestamp ?? 0) - (b.timestamp ?? 0));
+    const lines = events.flatMap((e) => (e.message ?? "").replace(/\s+$/, "").split(/\r?\n/)).slice(-LOG_TAIL_LINES);
+    if (lines.length === 0) return [`(the build log ${group}/${stream} is empty so far)`];
+    return [`--- last ${lines.length} log lines (${group}) ---`, ...lines, "--- end of log ---"];
+  } catch (err) {
+    return [`(could not read the build log ${group}/${stream}: ${describeError(err)})`];
+  }
+}
+
+/**
+ * Entry point: reads the environment, wires SIGINT/SIGTERM to a graceful StopBuild and runs the build.
+ *
+ * @returns the process exit code.
+ */
+export async function main(env: Env = process.env): Promise<number> {
+  const out = (line: string): void => {
+    process.stdout.write(`${line}\n`);
+  };
+  const err = (line: string): void => {
+    process.stderr.write(`${line}\n`);
+  };
+
+  let options: RunnerOptions;
+  try {
+    options = parseRunnerEnv(env);
+  } catch (e) {
+    if (!(e instanceof RunnerConfigError)) throw e;
+    out(`error: ${e.message}`);
+    err(`error: ${e.message}`);
+    return EXIT_CODES.invalidEnvironment;
+  }
+
+  const controller = new AbortController();
+  const onSignal = (name: NodeJS.Signals): void => {
+    if (!controller.signal.aborted) {
+      controller.abort(name);
+      return;
+    }
+    // A second signal means "now": give up waiting for StopBuild.
+    out(`received ${name} again; exiting without waiting for StopBuild`);
+    process.exit(name === "SIGTERM" ? EXIT_CODES.sigterm : EXIT_CODES.sigint);
+  };
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+
+  // Endpoints are left to the SDK, so AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_<SERVICE> keep working.
+  // Timeouts are set because the SDK has none by default: a hung connection would otherwise
+  // outlive CODEBUILD_TIMEOUT_MINUTES.
+  const requestHandler = { connectionTimeout: 10_000, requestTimeout: 60_000, throwOnRequestTimeout: true };
+  const codebuild = new CodeBuildClient({ region: options.region, requestHandler });
+  const logs = new CloudWatchLogsClient({ region: options.region, requestHandler });
+  try {
+    const result = await runBuild(options, {
+      codebuild,
+      logs,
+      sleep: abortableSleep,
+      now: () => performance.now(),
+      out,
+      err,
+      signal: controller.signal,
+    });
+    return result.exitCode;
+  } finally {
+    codebuild.destroy();
+    logs.destroy();
+    process.off("SIGINT", onSignal);
+    process.off("SIGTERM", onSignal);
+  }
+}
+
+// `require` is undefined when a test runner loads this file as an ES module; only run when executed.
+if (typeof require !== "undefined" && require.main === module) {
+  main().then(
+    (code) => {
+      process.exitCode = code;
+    },
+    (e: unknown) => {
+      const message = `error: build runner crashed: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`;
+      process.stdout.write(`${message}\n`);
+      process.stderr.write(`${message}\n`);
+      process.exitCode = EXIT_CODES.failure;
+    },
+  );
+}
