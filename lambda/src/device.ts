@@ -1,0 +1,202 @@
+import { mkdir, mkdtemp, readFile, rm, writeFile, access } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import {
+  DeleteObjectCommand,
+  GetObjectCommand,
+  NoSuchKey,
+  PutObjectCommand,
+  S3ServiceException,
+  type S3Client,
+} from "@aws-sdk/client-s3";
+import { runLibgourou } from "./libgourou";
+import { ServiceError } from "./errors";
+import type { Logger } from "./log";
+
+/** The files `adept_activate` writes and every other tool reads through `-D DIR`. */
+export const DEVICE_FILES = ["device.xml", "activation.xml", "devicesalt"] as const;
+
+/** One Adobe device: file name → contents. */
+export type DeviceFiles = Readonly<Record<(typeof DEVICE_FILES)[number], Buffer>>;
+
+/** Object key of the stored device in the device credentials bucket. */
+export const DEVICE_OBJECT_KEY = "adept/device.json";
+
+/** Format tag inside the stored document, so a future layout can be recognised. */
+export const DEVICE_DOCUMENT_FORMAT = "knock-lambda/adept-device/v1";
+
+/** Persistence of the one shared device. */
+export interface DeviceStore {
+  /** The stored device, or undefined when none has been stored yet. */
+  load(): Promise<DeviceFiles | undefined>;
+  /** Stores `files` unless a device already exists; false when another writer got there first. */
+  storeIfAbsent(files: DeviceFiles): Promise<boolean>;
+  /** Forgets the stored device (after the server stopped accepting it). */
+  remove(): Promise<void>;
+}
+
+/** Serialises a device to the stored JSON document (all three files in one object, written atomically). */
+export function encodeDevice(files: DeviceFiles, now: Date): string {
+  return JSON.stringify({
+    format: DEVICE_DOCUMENT_FORMAT,
+    created_at: now.toISOString(),
+    files: Object.fromEntries(DEVICE_FILES.map((name) => [name, files[name].toString("base64")])),
+  });
+}
+
+/** Parses the stored JSON document; throws when it is not a complete device. */
+export function decodeDevice(text: string): DeviceFiles {
+  const doc = JSON.parse(text) as { format?: unknown; files?: Record<string, unknown> };
+  if (doc.format !== DEVICE_DOCUMENT_FORMAT || typeof doc.files !== "object" || doc.files === null) {
+    throw new Error(`stored device document is not in format ${DEVICE_DOCUMENT_FORMAT}`);
+  }
+  const files = doc.files;
+  const out: Partial<Record<(typeof DEVICE_FILES)[number], Buffer>> = {};
+  for (const name of DEVICE_FILES) {
+    const value = files[name];
+    if (typeof value !== "string" || value === "") throw new Error(`stored device document lacks ${name}`);
+    out[name] = Buffer.from(value, "base64");
+  }
+  return out as DeviceFiles;
+}
+
+/** {@link DeviceStore} backed by one S3 object, created with a conditional write (`If-None-Match: *`). */
+export function s3DeviceStore(s3: S3Client, bucket: string, now: () => Date = () => new Date()): DeviceStore {
+  return {
+    async load() {
+      try {
+        const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: DEVICE_OBJECT_KEY }));
+        const text = await res.Body!.transformToString("utf8");
+        return decodeDevice(text);
+      } catch (err) {
+        if (err instanceof NoSuchKey || (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404)) {
+          return undefined;
+        }
+        throw err;
+      }
+    },
+    async storeIfAbsent(files) {
+      try {
+        await s3.send(
+          new PutObjectCommand({
+            Bucket: bucket,
+            Key: DEVICE_OBJECT_KEY,
+            Body: encodeDevice(files, now()),
+            ContentType: "application/json",
+            IfNoneMatch: "*",
+          }),
+        );
+        return true;
+      } catch (err) {
+        // 412: another cold start stored its device first. 409: a concurrent conditional write is
+        // still in flight (S3's ConditionalRequestConflict); the caller then loads the winner's.
+        const status = err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
+        if (status === 412 || status === 409) return false;
+        throw err;
+      }
+    },
+    async remove() {
+      await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: DEVICE_OBJECT_KEY }));
+    },
+  };
+}
+
+async function writeDeviceDir(root: string, files: DeviceFiles): Promise<string> {
+  const dir = await mkdtemp(join(root, "knock-device-"));
+  for (const name of DEVICE_FILES) await writeFile(join(dir, name), files[name], { mode: 0o600 });
+  return dir;
+}
+
+async function readDeviceDir(dir: string): Promise<DeviceFiles> {
+  const entries = await Promise.all(DEVICE_FILES.map(async (name) => [name, await readFile(join(dir, name))] as const));
+  return Object.fromEntries(entries) as DeviceFiles;
+}
+
+async function isComplete(dir: string): Promise<boolean> {
+  try {
+    await Promise.all(DEVICE_FILES.map((name) => access(join(dir, name))));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Provides the device directory the tools use. One device is shared by every container: it is
+ * loaded from the store, or activated once and stored with a conditional write so concurrent cold
+ * starts agree on the first one stored. A copy is cached under /tmp for warm invocations.
+ */
+export class DeviceManager {
+  private cachedDir: string | undefined;
+  /** Directory to delete with the cache (the activation's parent, or the cache dir itself). */
+  private cacheOwner: string | undefined;
+
+  constructor(
+    private readonly store: DeviceStore,
+    private readonly toolsDir: string,
+    /** Parent of the cached device (Lambda's /tmp). */
+    private readonly cacheRoot: string,
+  ) {}
+
+  /** Returns a directory holding a complete device; `timeoutMs` bounds an activation if one is needed. */
+  async get(log: Logger, timeoutMs: () => number): Promise<string> {
+    if (this.cachedDir !== undefined && (await isComplete(this.cachedDir))) return this.cachedDir;
+    await mkdir(this.cacheRoot, { recursive: true });
+    const stored = await this.store.load();
+    if (stored !== undefined) {
+      log.info("device loaded from store");
+      return this.remember(await writeDeviceDir(this.cacheRoot, stored));
+    }
+    const activated = await this.activate(log, timeoutMs());
+    const files = await readDeviceDir(activated);
+    if (await this.store.storeIfAbsent(files)) {
+      log.info("new device activated and stored");
+      return this.remember(activated, dirname(activated));
+    }
+    // Another cold start stored its device first: use that one, so all containers share one device.
+    await rm(dirname(activated), { recursive: true, force: true });
+    const winner = await this.store.load();
+    if (winner === undefined) {
+      throw new ServiceError(500, "DeviceUnavailable", "The shared Adobe device changed during activation; please retry.");
+    }
+    log.info("device stored concurrently by another invocation; using it");
+    return this.remember(await writeDeviceDir(this.cacheRoot, winner));
+  }
+
+  /** Forgets the device everywhere (store and cache), so the next {@link get} activates a new one. */
+  async reset(log: Logger): Promise<void> {
+    log.warn("resetting the stored device");
+    await this.store.remove();
+    await this.dropCache();
+  }
+
+  /** Drops the /tmp copy only (the stored device stays). */
+  async dropCache(): Promise<void> {
+    if (this.cacheOwner !== undefined) await rm(this.cacheOwner, { recursive: true, force: true });
+    this.cachedDir = undefined;
+    this.cacheOwner = undefined;
+  }
+
+  private remember(dir: string, owner: string = dir): string {
+    this.cachedDir = dir;
+    this.cacheOwner = owner;
+    return dir;
+  }
+
+  private async activate(log: Logger, timeoutMs: number): Promise<string> {
+    // adept_activate must get a directory that does not exist yet (it would prompt forever), and a
+    // failed activation may leave a partial one: a fresh parent per attempt, removed on failure.
+    const parent = await mkdtemp(join(this.cacheRoot, "knock-activate-"));
+    const dir = join(parent, "device");
+    try {
+      log.info("activating a new Adobe device");
+      await runLibgourou(this.toolsDir, "adept_activate", ["-a", "-r", "-O", dir], timeoutMs);
+      if (!(await isComplete(dir))) {
+        throw new ServiceError(500, "ActivationFailed", "adept_activate reported success but wrote no complete device.");
+      }
+      return dir;
+    } catch (err) {
+      await rm(parent, { recursive: true, force: true });
+      throw err;
+    }
+  }
+}

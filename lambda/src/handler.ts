@@ -1,0 +1,202 @@
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { S3Client } from "@aws-sdk/client-s3";
+import type { Context } from "aws-lambda";
+import { loadConfig, type HandlerConfig } from "./config";
+import { createLogger, type LogSink, type Logger } from "./log";
+import { MAX_BODY_BYTES, parseRequest, type AcsmSource } from "./request";
+import { validateAcsm } from "./acsm";
+import { fetchAcsm, systemResolver, type Resolver } from "./fetch-acsm";
+import { DeviceManager, s3DeviceStore, type DeviceStore } from "./device";
+import { convertAcsm, type ConvertedBook } from "./convert";
+import { s3OutputStore, type OutputStore } from "./output-store";
+import { ServiceError } from "./errors";
+import { runTool } from "./run-tool";
+
+/** What the handler answers, for Function URLs and direct invocations alike. */
+export interface HandlerResult {
+  statusCode: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** The parts of the Lambda context the handler uses. */
+export type HandlerContext = Pick<Context, "awsRequestId" | "getRemainingTimeInMillis">;
+
+/** Collaborators of the handler; {@link createHandler} fills in production defaults. */
+export interface HandlerDeps {
+  readonly config: HandlerConfig;
+  readonly s3?: S3Client;
+  readonly deviceStore?: DeviceStore;
+  readonly outputStore?: OutputStore;
+  /** DNS for `acsm_url`. @default the system resolver */
+  readonly resolver?: Resolver;
+  /** Which addresses `acsm_url` may reach. @default public unicast only */
+  readonly isAllowedAddress?: (address: string) => boolean;
+  /** Extra CA for `acsm_url` (tests' self-signed server). */
+  readonly ca?: string | Buffer;
+  /** Root for the per-invocation work directories and the device cache. @default os.tmpdir() (/tmp on Lambda) */
+  readonly tmpRoot?: string;
+  readonly logSink?: LogSink;
+  readonly now?: () => Date;
+}
+
+/** Time limit for fetching an `acsm_url` (it is a few KB). */
+const ACSM_URL_TIMEOUT_MS = 10_000;
+
+/**
+ * Builds the S3 client. Local S3 servers (tests, LocalStack) are reached through
+ * `AWS_ENDPOINT_URL_S3`/`AWS_ENDPOINT_URL` and need path-style addressing.
+ */
+export function createS3Client(config: HandlerConfig): S3Client {
+  return config.s3Endpoint ? new S3Client({ endpoint: config.s3Endpoint, forcePathStyle: true }) : new S3Client({});
+}
+
+/** Time kept back from the invocation's deadline for upload, presigning and the response. */
+export function safetyMarginMs(remainingMs: number): number {
+  return Math.min(30_000, Math.max(250, Math.round(remainingMs * 0.15)));
+}
+
+function json(statusCode: number, body: unknown): HandlerResult {
+  return { statusCode, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+}
+
+/** Makes a name safe as the last segment of an S3 key and a download name (no path separators or control characters). */
+export function safeFileName(name: string): string {
+  const cleaned = name.replace(/[\u0000-\u001f\u007f/\\]/g, "_").trim() || "book";
+  if (Buffer.byteLength(cleaned) <= 200) return cleaned;
+  const dot = cleaned.lastIndexOf(".");
+  const ext = dot > 0 ? cleaned.slice(dot) : "";
+  let stem = cleaned.slice(0, dot > 0 ? dot : undefined);
+  while (Buffer.byteLength(stem + ext) > 200) stem = stem.slice(0, -1);
+  return stem + ext;
+}
+
+function sourceFileName(source: AcsmSource, given: string | undefined): string {
+  if (given) return safeFileName(given);
+  if (source.kind === "url") {
+    try {
+      const last = decodeURIComponent(new URL(source.url).pathname.split("/").pop() ?? "");
+      if (last) return safeFileName(last);
+    } catch {
+      // Fall through to the generic name.
+    }
+  }
+  return "upload.acsm";
+}
+
+/**
+ * Creates a handler with its own device cache and S3 clients. Lambda uses the module's
+ * {@link handler}; tests create several to model separate containers.
+ */
+export function createHandler(deps: HandlerDeps): (event: unknown, context: HandlerContext) => Promise<HandlerResult> {
+  const { config } = deps;
+  const s3 = deps.s3 ?? createS3Client(config);
+  const tmpRoot = deps.tmpRoot ?? tmpdir();
+  const devices = new DeviceManager(deps.deviceStore ?? s3DeviceStore(s3, config.deviceBucket), config.toolsDir, join(tmpRoot, "knock-devices"));
+  const output = deps.outputStore ?? s3OutputStore(s3, config.outputBucket);
+  const now = deps.now ?? (() => new Date());
+  let converterVersion: string | undefined;
+
+  async function health(log: Logger, requestId: string, timeLeftMs: () => number): Promise<HandlerResult> {
+    if (converterVersion === undefined) {
+      const run = await runTool(join(config.toolsDir, "acsmdownloader"), ["-V"], {
+        timeoutMs: Math.min(5_000, timeLeftMs()),
+        maxOutputBytes: 4096,
+      }).catch(() => undefined);
+      if (run === undefined || run.exitCode !== 0) {
+        log.error("health check: converter not runnable");
+        return json(500, {
+          status: "unhealthy",
+          error: "The converter tool acsmdownloader is missing or does not run.",
+          error_type: "ConverterMissing",
+          request_id: requestId,
+        });
+      }
+      converterVersion = run.output.trim().split("\n")[0].trim();
+    }
+    return json(200, { status: "ok", service: "knock-lambda", converter: { acsmdownloader: converterVersion }, limits: { max_body_bytes: MAX_BODY_BYTES, download_url_expiry_seconds: config.downloadUrlExpirySeconds } });
+  }
+
+  async function store(book: ConvertedBook, requestId: string): Promise<Record<string, unknown>> {
+    const filename = safeFileName(book.filename);
+    // Per-request prefix: books of different callers never share a key (defect 12 of the original).
+    const key = `converted/${requestId}/${filename}`;
+    await output.upload(key, book.path, book.contentType);
+    const url = await output.presign(key, filename, book.contentType, config.downloadUrlExpirySeconds);
+    return {
+      filename,
+      s3_key: key,
+      download_url: url,
+      size_bytes: book.sizeBytes,
+      content_type: book.contentType,
+      expires_at: new Date(now().getTime() + config.downloadUrlExpirySeconds * 1000).toISOString(),
+    };
+  }
+
+  return async function handle(event, context) {
+    const requestId = (context.awsRequestId || "unknown").replace(/[^A-Za-z0-9-]/g, "_");
+    const log = createLogger(requestId, deps.logSink);
+    const started = Date.now();
+    const margin = safetyMarginMs(context.getRemainingTimeInMillis());
+    const timeLeftMs = (): number => context.getRemainingTimeInMillis() - margin;
+    let workDir: string | undefined;
+    try {
+      const request = parseRequest(event);
+      if (request.kind === "health") return await health(log, requestId, timeLeftMs);
+
+      const source = request.source;
+      log.info("conversion requested", { source: source.kind });
+      const acsm =
+        source.kind === "content"
+          ? source.content
+          : await fetchAcsm(source.url, {
+              resolver: deps.resolver ?? systemResolver,
+              isAllowedAddress: deps.isAllowedAddress,
+              ca: deps.ca,
+              maxBytes: MAX_BODY_BYTES,
+              timeoutMs: Math.min(ACSM_URL_TIMEOUT_MS, timeLeftMs()),
+            });
+      const info = validateAcsm(acsm, now());
+
+      await mkdir(tmpRoot, { recursive: true });
+      workDir = await mkdtemp(join(tmpRoot, "knock-req-"));
+      const book = await convertAcsm(acsm, { toolsDir: config.toolsDir, devices, workDir, timeLeftMs, log });
+      const file = await store(book, requestId);
+      log.info("conversion done", { title: info.title, size_bytes: book.sizeBytes, duration_ms: Date.now() - started });
+      return json(200, {
+        message: "ACSM converted; download the book from download_url before expires_at.",
+        output_files: [file],
+        files_count: 1,
+        source_acsm_filename: sourceFileName(source, request.filename),
+      });
+    } catch (err) {
+      if (err instanceof ServiceError) {
+        log.warn("request failed", { status: err.statusCode, error_type: err.errorType, error: err.message });
+        return json(err.statusCode, { error: err.message, error_type: err.errorType, request_id: requestId, ...err.details });
+      }
+      // Unexpected: details go to the log only; the caller gets a generic message.
+      const e = err instanceof Error ? err : new Error(String(err));
+      log.error("unexpected failure", { error_name: e.name, error: e.message, stack: e.stack });
+      return json(500, {
+        error: "Internal error while converting; see the function's logs for this request_id.",
+        error_type: "InternalError",
+        request_id: requestId,
+      });
+    } finally {
+      if (workDir !== undefined) await rm(workDir, { recursive: true, force: true });
+    }
+  };
+}
+
+let defaultHandler: ReturnType<typeof createHandler> | undefined;
+
+/**
+ * The Lambda entry point (`handler.handler`). Configuration and clients are created on the first
+ * invocation and reused while the container stays warm.
+ */
+export async function handler(event: unknown, context: Context): Promise<HandlerResult> {
+  defaultHandler ??= createHandler({ config: loadConfig() });
+  return defaultHandler(event, context);
+}
