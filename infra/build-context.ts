@@ -76,8 +76,12 @@ const EXCLUDED_NAMES: ReadonlySet<string> = new Set([
   ".vscode",
 ]);
 
-/** File-name patterns skipped anywhere: logs, build info, editor swap and backup files, AppleDouble. */
-const EXCLUDED_PATTERNS: readonly RegExp[] = [/\.log$/, /\.tsbuildinfo$/, /\.sw[op]$/, /~$/, /^\._/];
+/**
+ * File-name patterns skipped anywhere: logs, build info, editor swap and backup files, AppleDouble,
+ * and dotenv files (local secrets must not be uploaded to the source bucket; the image never reads
+ * them, and lambda/.dockerignore keeps them out of Docker's context anyway).
+ */
+const EXCLUDED_PATTERNS: readonly RegExp[] = [/\.log$/, /\.tsbuildinfo$/, /\.sw[op]$/, /~$/, /^\._/, /^\.env($|\.)/];
 
 /**
  * Every entry gets this date. Pinned because file mtimes differ between checkouts; passed as a
@@ -101,8 +105,8 @@ interface ContextFile {
 
 /**
  * Lists the files that belong to the build context: every regular file under `contextDir` except
- * dependency folders, build output, VCS and Pulumi state, test/coverage output, logs and OS/editor
- * junk (see `EXCLUDED_NAMES`). Reads the file tree, writes nothing.
+ * dependency folders, build output, VCS and Pulumi state, test/coverage output, logs, dotenv files
+ * and OS/editor junk (see `EXCLUDED_NAMES` and `EXCLUDED_PATTERNS`). Reads the file tree, writes nothing.
  *
  * @param projectRoot - the project root; names are relative to it.
  * @param contextDir - the context folder relative to the root (default `"lambda"`).

@@ -330,7 +330,7 @@ describe("createBuildContextArchive", () => {
     expect(removed.sha256).toBe(before.sha256);
   });
 
-  it("leaves out node_modules, dist, .git, state, test output, logs and OS junk, and ignores changes there", async () => {
+  it("leaves out node_modules, dist, .git, state, test output, logs, dotenv files and OS junk, and ignores changes there", async () => {
     const root = makeProject("excluded");
     const before = await archiveOf(root);
     const junk: Record<string, FixtureFile> = {
@@ -352,6 +352,8 @@ describe("createBuildContextArchive", () => {
       "lambda/tsconfig.tsbuildinfo": { content: "{}\n" },
       "lambda/src/.index.ts.swp": { content: "swap\n" },
       "lambda/src/index.ts~": { content: "backup\n" },
+      "lambda/.env": { content: "SECRET=1\n" },
+      "lambda/.env.local": { content: "SECRET=2\n" },
     };
     writeFixture(root, junk);
     const withJunk = await archiveOf(root);

@@ -1,0 +1,39 @@
+// knock-lambda: ACSM in, DRM-free EPUB/PDF download link out — on the deployer's own AWS account.
+//
+//   source.zip ──► S3 source bucket ──► CodeBuild ──► ECR (digest) ──► Lambda ──► Function URL
+//                                                                        │  ▲
+//                           output bucket (presigned links) ◄────────────┘  └── device bucket
+//
+// Every building block is a plain function in infra/; this file only wires them together.
+import { loadConfig } from "./config";
+import { createConversionFunction } from "./infra/conversion-function";
+import { createImagePipeline } from "./infra/image-pipeline";
+import { createStorage } from "./infra/storage";
+
+// Validated first: a bad value stops the program before any resource is registered.
+const config = loadConfig();
+
+// Private, TLS-only buckets: build context in, converted books out, Adobe device kept.
+const storage = createStorage(config);
+
+// Zip the build context, let CodeBuild build and push the image, and pin the function to its digest.
+const image = createImagePipeline(config, { sourceBucket: storage.sourceBucket });
+
+// The converter itself: log group first, least-privilege role, container function, Function URL.
+const service = createConversionFunction(config, {
+  imageUri: image.imageUri,
+  outputBucket: storage.outputBucket,
+  deviceBucket: storage.deviceBucket,
+});
+
+// Stack outputs (names kept from the original, plus the device bucket and the pinned image).
+export const ecr_repository_url = image.repository.repositoryUrl;
+export const lambda_function_name = service.function.name;
+export const lambda_function_arn = service.function.arn;
+export const function_url = service.functionUrl.functionUrl;
+export const source_bucket = storage.sourceBucket.id;
+export const output_bucket = storage.outputBucket.id;
+export const device_credentials_bucket = storage.deviceBucket.id;
+export const codebuild_project_name = image.buildProject.name;
+export const codebuild_run_id = image.buildId;
+export const image_uri = image.imageUri;

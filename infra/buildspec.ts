@@ -1,0 +1,90 @@
+import type { LambdaArchitecture } from "../config";
+
+/** Name of the variable the buildspec exports and the build runner reads the pushed digest from. */
+export const DIGEST_VARIABLE = "IMAGE_DIGEST";
+
+/** Tag of the BuildKit layer cache kept in the image repository itself (no second repository to manage). */
+export const CACHE_TAG = "buildcache";
+
+/** The Docker platform the image is built for, which must match the function's architecture. */
+export function dockerPlatform(architecture: LambdaArchitecture): "linux/amd64" | "linux/arm64" {
+  return architecture === "arm64" ? "linux/arm64" : "linux/amd64";
+}
+
+/** The subset of the CodeBuild buildspec (version 0.2) this project writes. */
+export interface Buildspec {
+  readonly version: "0.2";
+  readonly env: {
+    readonly shell: "bash";
+    readonly variables: Readonly<Record<string, string>>;
+    readonly "exported-variables": readonly string[];
+  };
+  readonly phases: {
+    readonly pre_build: { readonly "on-failure": "ABORT"; readonly commands: readonly string[] };
+    readonly build: { readonly "on-failure": "ABORT"; readonly commands: readonly string[] };
+  };
+}
+
+/**
+ * The build instructions CodeBuild runs on the unpacked source.zip (whose root holds `lambda/`).
+ *
+ * `ECR_REPOSITORY_URI` and `AWS_DEFAULT_REGION` come from the project's environment. Every command is
+ * a single command so CodeBuild's own exit-status check covers it; `on-failure: ABORT` keeps a failed
+ * login from being followed by a build, and the digest check turns "pushed, but no digest" into a
+ * failed build instead of a deploy of an unknown image (defect 2 of the original).
+ */
+export function createBuildspec(architecture: LambdaArchitecture): Buildspec {
+  const cacheRef = `type=registry,ref=$ECR_REPOSITORY_URI:${CACHE_TAG}`;
+  return {
+    version: "0.2",
+    env: {
+      shell: "bash",
+      variables: { TARGET_PLATFORM: dockerPlatform(architecture) },
+      "exported-variables": [DIGEST_VARIABLE],
+    },
+    phases: {
+      pre_build: {
+        "on-failure": "ABORT",
+        commands: [
+          // pipefail: a failed token fetch must fail the step, not feed an empty password to docker.
+          'set -o pipefail; aws ecr get-login-password --region "$AWS_DEFAULT_REGION" | docker login --username AWS --password-stdin "${ECR_REPOSITORY_URI%%/*}"',
+          // The registry cache exporter needs a docker-container builder; the default docker driver cannot export it.
+          "docker buildx create --name knock-builder --driver docker-container --use",
+          "docker buildx inspect --bootstrap",
+        ],
+      },
+      build: {
+        "on-failure": "ABORT",
+        commands: [
+          // One platform and no attestations: Lambda rejects image indexes, so the pushed digest must be
+          // the image manifest itself. ECR needs image-manifest=true,oci-mediatypes=true for cache manifests.
+          [
+            "docker buildx build",
+            '--platform "$TARGET_PLATFORM"',
+            "--provenance=false",
+            "--sbom=false",
+            `--cache-from "${cacheRef}"`,
+            `--cache-to "${cacheRef},mode=max,image-manifest=true,oci-mediatypes=true"`,
+            "--metadata-file /tmp/build-metadata.json",
+            '--tag "$ECR_REPOSITORY_URI:build-$CODEBUILD_BUILD_NUMBER"',
+            '--tag "$ECR_REPOSITORY_URI:latest"',
+            "--push",
+            "--file lambda/Dockerfile",
+            "lambda",
+          ].join(" "),
+          `${DIGEST_VARIABLE}=$(jq -r '."containerimage.digest" // empty' /tmp/build-metadata.json)`,
+          `[[ "$${DIGEST_VARIABLE}" =~ ^sha256:[0-9a-f]{64}$ ]] || { echo "no image digest in buildx metadata" >&2; exit 1; }`,
+          `echo "pushed $ECR_REPOSITORY_URI@$${DIGEST_VARIABLE}"`,
+        ],
+      },
+    },
+  };
+}
+
+/**
+ * Serializes the buildspec for CodeBuild. JSON is valid YAML, so the typed object is written once,
+ * with no YAML library and no hand-written YAML to drift from it.
+ */
+export function renderBuildspec(spec: Buildspec): string {
+  return JSON.stringify(spec, undefined, 2);
+}

@@ -1,0 +1,163 @@
+import * as aws from "@pulumi/aws";
+import * as command from "@pulumi/command";
+import * as pulumi from "@pulumi/pulumi";
+import { createHash } from "node:crypto";
+import * as path from "node:path";
+import type { KnockConfig } from "../config";
+import { createBuildContextArchive } from "./build-context";
+import { parseRunnerOutput } from "./build-runner";
+import { createBuildspec, renderBuildspec } from "./buildspec";
+import { assumableBy, policyJson } from "./iam";
+import { buildProjectName, repositoryName } from "./naming";
+
+/** Where the Pulumi program lives: the build context and the runner are found relative to it. */
+export const PROJECT_ROOT = path.resolve(__dirname, "..");
+
+/** Object key of the zipped build context in the source bucket. */
+export const SOURCE_KEY = "source.zip";
+
+/** Everything the rest of the stack needs from the image build. */
+export interface ImagePipeline {
+  readonly repository: aws.ecr.Repository;
+  readonly buildProject: aws.codebuild.Project;
+  /** The command that runs the build; its stdout carries the build id and the pushed digest. */
+  readonly buildRun: command.local.Command;
+  /** `<repository url>@sha256:…` — the exact image the build pushed, never a mutable tag. */
+  readonly imageUri: pulumi.Output<string>;
+  /** The CodeBuild build id of the run that produced {@link imageUri}. */
+  readonly buildId: pulumi.Output<string>;
+}
+
+export interface ImagePipelineArgs {
+  /** Bucket that receives `source.zip`. */
+  readonly sourceBucket: aws.s3.Bucket;
+  /** Folder holding `lambda/` and `infra/build-runner.ts`. @default the folder of this program */
+  readonly projectRoot?: string;
+}
+
+/**
+ * ECR repository, the zipped build context, the CodeBuild project that turns it into an image, and
+ * the command that runs that project on every change of the build context (and only then).
+ */
+export function createImagePipeline(config: KnockConfig, args: ImagePipelineArgs, opts?: pulumi.CustomResourceOptions): ImagePipeline {
+  const repository = new aws.ecr.Repository("knock-repo", {
+    name: repositoryName(config.project, config.stack),
+    imageScanningConfiguration: { scanOnPush: true },
+    forceDelete: true,
+  }, opts);
+
+  new aws.ecr.LifecyclePolicy("knock-repo-lifecycle", {
+    repository: repository.name,
+    policy: JSON.stringify({
+      rules: [{
+        rulePriority: 1,
+        description: `Keep the newest ${config.ecrImageRetention} images`,
+        selection: { tagStatus: "any", countType: "imageCountMoreThan", countNumber: config.ecrImageRetention },
+        action: { type: "expire" },
+      }],
+    }),
+  }, opts);
+
+  // The archive's SHA-256 is the build trigger: the original keyed rebuilds on the version id of an
+  // unversioned object (always empty), so source changes never rebuilt the image.
+  const projectRoot = args.projectRoot ?? PROJECT_ROOT;
+  const archive = pulumi.output(createBuildContextArchive({ projectRoot }));
+  const sourceObject = new aws.s3.BucketObjectv2("source-code", {
+    bucket: args.sourceBucket.id,
+    key: SOURCE_KEY,
+    source: archive.apply((a) => new pulumi.asset.FileAsset(a.path)),
+    contentType: "application/zip",
+  }, opts);
+
+  const projectName = buildProjectName(config.stack);
+  const buildRole = new aws.iam.Role("codebuild-role", { assumeRolePolicy: assumableBy("codebuild.amazonaws.com") }, opts);
+  const caller = aws.getCallerIdentityOutput({}, opts);
+  const partition = aws.getPartitionOutput({}, opts);
+  const buildLogGroupArn = pulumi.interpolate`arn:${partition.partition}:logs:${config.region}:${caller.accountId}:log-group:/aws/codebuild/${projectName}`;
+  const buildPolicy = new aws.iam.RolePolicy("codebuild-policy", {
+    role: buildRole.id,
+    policy: policyJson([
+      // CodeBuild writes the build log to its own group, /aws/codebuild/<project>, and nowhere else.
+      { sid: "WriteOwnBuildLogs", actions: ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], resources: [buildLogGroupArn, pulumi.interpolate`${buildLogGroupArn}:*`] },
+      // `docker login` needs a registry token; this action has no resource-level permissions.
+      { sid: "GetRegistryToken", actions: ["ecr:GetAuthorizationToken"], resources: ["*"] },
+      // Push the image and read/write the layer cache — in this one repository only (the original
+      // could even create repositories anywhere).
+      {
+        sid: "PushToThisRepository",
+        actions: [
+          "ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer",
+          "ecr:InitiateLayerUpload", "ecr:UploadLayerPart", "ecr:CompleteLayerUpload", "ecr:PutImage",
+        ],
+        resources: [repository.arn],
+      },
+      // Download the build context, and only it.
+      { sid: "ReadBuildContext", actions: ["s3:GetObject", "s3:GetObjectVersion"], resources: [pulumi.interpolate`${args.sourceBucket.arn}/${SOURCE_KEY}`] },
+      // CodeBuild checks the source bucket's location and ownership before it downloads from it.
+      { sid: "LocateSourceBucket", actions: ["s3:GetBucketLocation", "s3:GetBucketAcl"], resources: [args.sourceBucket.arn] },
+    ]),
+  }, opts);
+
+  const buildspec = renderBuildspec(createBuildspec(config.lambdaArchitecture));
+  const arm = config.lambdaArchitecture === "arm64";
+  const buildProject = new aws.codebuild.Project("knock-lambda-build", {
+    name: projectName,
+    serviceRole: buildRole.arn,
+    artifacts: { type: "NO_ARTIFACTS" },
+    environment: {
+      type: arm ? "ARM_CONTAINER" : "LINUX_CONTAINER",
+      computeType: config.codebuildComputeType,
+      image: config.codebuildImage,
+      // Docker-in-Docker needs privileged mode.
+      privilegedMode: true,
+      environmentVariables: [
+        { name: "ECR_REPOSITORY_URI", value: repository.repositoryUrl },
+        { name: "AWS_DEFAULT_REGION", value: config.region },
+      ],
+    },
+    source: {
+      type: "S3",
+      location: pulumi.interpolate`${args.sourceBucket.id}/${SOURCE_KEY}`,
+      buildspec,
+    },
+    // CodeBuild's own limit sits just above the runner's, so the runner's clearer timeout fires first.
+    buildTimeout: config.codebuildTimeoutMinutes + 5,
+  }, opts);
+
+  const buildRun = new command.local.Command("knock-lambda-build-run", {
+    // No shell line: node runs the TypeScript runner directly and every parameter travels in the
+    // environment, so nothing is spliced into a command string.
+    interpreter: ["node", "--import", "tsx"],
+    create: "infra/build-runner.ts",
+    dir: projectRoot,
+    environment: {
+      CODEBUILD_PROJECT_NAME: buildProject.name,
+      AWS_REGION: config.region,
+      CODEBUILD_MAX_RETRIES: String(config.codebuildMaxRetries),
+      CODEBUILD_RETRY_DELAY_SECONDS: String(config.codebuildRetryDelay),
+      CODEBUILD_TIMEOUT_MINUTES: String(config.codebuildTimeoutMinutes),
+      BUILD_CONTEXT_SHA256: archive.sha256,
+    },
+    // A new build exactly when what goes into the image changes: the build context, or the build
+    // instructions (which include the target platform).
+    triggers: [archive.sha256, sha256(buildspec)],
+    addPreviousOutputInEnv: false,
+  }, {
+    ...opts,
+    // The build reads the uploaded object and runs with the role's permissions; neither hands data to the command.
+    dependsOn: [sourceObject, buildPolicy],
+  });
+
+  const result = buildRun.stdout.apply(parseRunnerOutput);
+  return {
+    repository,
+    buildProject,
+    buildRun,
+    imageUri: pulumi.interpolate`${repository.repositoryUrl}@${result.digest}`,
+    buildId: result.buildId,
+  };
+}
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}

@@ -1,0 +1,115 @@
+import * as pulumi from "@pulumi/pulumi";
+
+/** A resource the program registered, as the engine would have seen it. */
+export interface RecordedResource {
+  readonly type: string;
+  readonly name: string;
+  readonly inputs: Record<string, unknown>;
+  readonly id: string;
+  readonly state: Record<string, unknown>;
+}
+
+export const ACCOUNT_ID = "123456789012";
+export const REGION = "us-east-2";
+export const FAKE_DIGEST = `sha256:${"ab".repeat(32)}`;
+export const FAKE_BUILD_ID = "knock-lambda-build-dev:7c1e9f43-2a1b-4c55-9d3e-0a1b2c3d4e5f";
+
+/** What the build runner prints on success (its real format: progress, the build id, the digest last). */
+export const FAKE_RUNNER_STDOUT = [
+  "starting CodeBuild project knock-lambda-build-dev",
+  `build id: ${FAKE_BUILD_ID}`,
+  "[0m42s] BUILD in progress",
+  "[4m10s] build SUCCEEDED",
+  FAKE_DIGEST,
+].join("\n");
+
+/**
+ * Installs Pulumi mocks that record every resource, answer with realistic ids/ARNs/URLs, and throw on
+ * any provider function the program is not expected to call.
+ */
+export async function installMocks(options: { config?: Record<string, string>; preview?: boolean; stack?: string } = {}): Promise<RecordedResource[]> {
+  const stack = options.stack ?? "dev";
+  const resources: RecordedResource[] = [];
+  pulumi.runtime.setAllConfig({ "aws:region": REGION, ...options.config });
+  await pulumi.runtime.setMocks(
+    {
+      newResource(args: pulumi.runtime.MockResourceArgs) {
+        const { id, state } = fakeState(args.type, args.name, args.inputs);
+        resources.push({ type: args.type, name: args.name, inputs: args.inputs, id, state });
+        return { id, state };
+      },
+      call(args: pulumi.runtime.MockCallArgs) {
+        switch (args.token) {
+          case "aws:index/getCallerIdentity:getCallerIdentity":
+            return { accountId: ACCOUNT_ID, arn: `arn:aws:iam::${ACCOUNT_ID}:user/deployer`, userId: "AIDAEXAMPLE", id: ACCOUNT_ID };
+          case "aws:index/getPartition:getPartition":
+            return { partition: "aws", dnsSuffix: "amazonaws.com", reverseDnsPrefix: "com.amazonaws", id: "aws" };
+          default:
+            throw new Error(`unexpected provider call ${args.token}`);
+        }
+      },
+    },
+    "knock-lambda",
+    stack,
+    options.preview ?? false,
+  );
+  return resources;
+}
+
+function fakeState(type: string, name: string, inputs: Record<string, unknown>): { id: string; state: Record<string, unknown> } {
+  const suffix = "a1b2c3d";
+  switch (type) {
+    case "aws:s3/bucket:Bucket": {
+      const bucket = `${name}-${suffix}`;
+      return { id: bucket, state: { ...inputs, bucket, arn: `arn:aws:s3:::${bucket}` } };
+    }
+    case "aws:ecr/repository:Repository": {
+      const repo = String(inputs.name);
+      return { id: repo, state: { ...inputs, arn: `arn:aws:ecr:${REGION}:${ACCOUNT_ID}:repository/${repo}`, repositoryUrl: `${ACCOUNT_ID}.dkr.ecr.${REGION}.amazonaws.com/${repo}` } };
+    }
+    case "aws:iam/role:Role": {
+      const role = `${name}-${suffix}`;
+      return { id: role, state: { ...inputs, name: role, arn: `arn:aws:iam::${ACCOUNT_ID}:role/${role}` } };
+    }
+    case "aws:cloudwatch/logGroup:LogGroup":
+      return { id: String(inputs.name), state: { ...inputs, arn: `arn:aws:logs:${REGION}:${ACCOUNT_ID}:log-group:${String(inputs.name)}` } };
+    case "aws:codebuild/project:Project":
+      return { id: String(inputs.name), state: { ...inputs, arn: `arn:aws:codebuild:${REGION}:${ACCOUNT_ID}:project/${String(inputs.name)}` } };
+    case "aws:lambda/function:Function":
+      return { id: String(inputs.name), state: { ...inputs, arn: `arn:aws:lambda:${REGION}:${ACCOUNT_ID}:function:${String(inputs.name)}` } };
+    case "aws:lambda/functionUrl:FunctionUrl":
+      return { id: String(inputs.functionName), state: { ...inputs, functionUrl: `https://abcdefghijklmnop.lambda-url.${REGION}.on.aws/` } };
+    case "command:local:Command":
+      return { id: `${name}-${suffix}`, state: { ...inputs, stdout: FAKE_RUNNER_STDOUT, stderr: "" } };
+    default:
+      return { id: `${name}-${suffix}`, state: { ...inputs } };
+  }
+}
+
+/** Resolves an Output's value (or undefined when unknown, as during preview). */
+export function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
+  return new Promise((resolve) => output.apply((v) => { resolve(v); return v; }));
+}
+
+/** Waits until the program stops registering resources (registrations resolve asynchronously). */
+export async function settled(resources: readonly RecordedResource[]): Promise<void> {
+  let last = -1;
+  let stableRounds = 0;
+  while (stableRounds < 5) {
+    await new Promise((r) => setTimeout(r, 20));
+    if (resources.length === last) stableRounds++;
+    else { stableRounds = 0; last = resources.length; }
+  }
+}
+
+/** The one resource registered under a logical name (fails loudly if there is none or several). */
+export function byName(resources: readonly RecordedResource[], name: string): RecordedResource {
+  const found = resources.filter((r) => r.name === name);
+  if (found.length !== 1) throw new Error(`expected one resource named ${name}, found ${found.length}: ${resources.map((r) => r.name).join(", ")}`);
+  return found[0];
+}
+
+/** Parses a policy document that the program passed as a JSON string. */
+export function policyOf(resource: RecordedResource, key = "policy"): { Statement: Array<{ Sid?: string; Effect: string; Action: string[] | string; Resource: string[] | string; Condition?: unknown; Principal?: unknown }> } {
+  return JSON.parse(String(resource.inputs[key]));
+}
