@@ -1,0 +1,336 @@
+// The image cannot be built in the test suite (no Docker here, no network), so these tests hold the
+// Dockerfile to the properties that matter when CodeBuild builds it and Lambda runs it. Every rule
+// is also run against a copy of the Dockerfile broken on purpose, to show that the rule can fail.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { validate } from "dockerfile-utils";
+import { DockerfileParser, type Env, type Instruction } from "dockerfile-ast";
+import { describe, expect, it } from "vitest";
+
+const lambdaDir = join(__dirname, "..", "..", "lambda");
+const dockerfile = readFileSync(join(lambdaDir, "Dockerfile"), "utf8");
+
+const TOOLS = ["adept_activate", "acsmdownloader", "adept_remove"] as const;
+const LAYER_KEYWORDS = new Set(["RUN", "COPY", "ADD"]);
+
+interface Stage {
+  name: string | null;
+  image: string;
+  instructions: Instruction[];
+}
+
+/** Splits a Dockerfile into its stages, each with the instructions after its FROM. */
+function stagesOf(text: string): Stage[] {
+  const stages: Stage[] = [];
+  for (const instruction of DockerfileParser.parse(text).getInstructions()) {
+    if (instruction.getKeyword() === "FROM") {
+      const args = instruction.getArguments().map((a) => a.getValue());
+      const asIndex = args.findIndex((a) => a.toUpperCase() === "AS");
+      stages.push({ name: asIndex >= 0 ? args[asIndex + 1] : null, image: args.filter((a) => !a.startsWith("--"))[0], instructions: [] });
+    } else if (stages.length > 0) {
+      stages[stages.length - 1].instructions.push(instruction);
+    }
+  }
+  return stages;
+}
+
+/** An instruction's arguments as written, continuation lines joined. */
+function body(instruction: Instruction): string {
+  return (instruction.getRawArgumentsContent() ?? "").replace(/\\\r?\n/g, " ");
+}
+
+function flag(instruction: Instruction, name: string): string | undefined {
+  const flags = (instruction as unknown as { getFlags?: () => { getName(): string; getValue(): string | null }[] }).getFlags?.() ?? [];
+  return flags.find((f) => f.getName() === name)?.getValue() ?? undefined;
+}
+
+function argDefaults(text: string): Map<string, string> {
+  const defaults = new Map<string, string>();
+  for (const arg of DockerfileParser.parse(text).getARGs()) {
+    const property = arg.getProperty();
+    if (property) defaults.set(property.getName(), property.getValue() ?? "");
+  }
+  return defaults;
+}
+
+function runsOf(stage: Stage): string[] {
+  return stage.instructions.filter((i) => i.getKeyword() === "RUN").map(body);
+}
+
+function finalStage(text: string): Stage {
+  const stages = stagesOf(text);
+  return stages[stages.length - 1];
+}
+
+// ---- the rules; each returns the problems it finds (empty = the rule holds) -------------------
+
+function lintProblems(text: string): string[] {
+  return validate(text).map((d) => `line ${d.range.start.line + 1}: ${d.message}`);
+}
+
+function baseImageProblems(text: string): string[] {
+  const stages = stagesOf(text);
+  const stageNames = new Set(stages.map((s) => s.name).filter((n): n is string => n !== null));
+  const problems: string[] = [];
+  for (const { image } of stages) {
+    if (stageNames.has(image)) continue;
+    const match = /^public\.ecr\.aws\/docker\/library\/[a-z0-9._-]+:([A-Za-z0-9._-]+)(@sha256:[0-9a-f]{64})?$/.exec(image);
+    if (!match) problems.push(`${image} is not an official image from public.ecr.aws pinned by tag`);
+    else if (match[1] === "latest") problems.push(`${image} uses the moving tag "latest"`);
+  }
+  const runtime = finalStage(text).image;
+  if (runtime !== "public.ecr.aws/docker/library/node:22-bookworm-slim") {
+    problems.push(`the runtime stage is ${runtime}, not Node 22 on Debian bookworm (aws-lambda-ric 4 needs Node >= 22)`);
+  }
+  return problems;
+}
+
+function sourceArgProblems(text: string): string[] {
+  const defaults = argDefaults(text);
+  const problems: string[] = [];
+  for (const name of ["LIBGOUROU_REPO", "UPDFPARSER_REPO"]) {
+    const value = defaults.get(name);
+    if (!value || !/^https:\/\/forge\.soutade\.fr\/soutade\/[A-Za-z]+\.git$/.test(value)) {
+      problems.push(`ARG ${name} must default to the upstream repository on forge.soutade.fr (is ${value ?? "missing"})`);
+    }
+  }
+  if (defaults.get("LIBGOUROU_REF") !== "v0.8.7" || defaults.get("LIBGOUROU_VERSION") !== "0.8.7") {
+    problems.push("libgourou must default to release 0.8.7 (LIBGOUROU_REF=v0.8.7, LIBGOUROU_VERSION=0.8.7)");
+  }
+  if (defaults.get("UPDFPARSER_REF") !== "6060d123441a06df699eb275ae5ffdd50409b8f3") {
+    problems.push("uPDFParser must default to the commit libgourou 0.8.7 is built with");
+  }
+  const runs = stagesOf(text).flatMap(runsOf).join("\n");
+  for (const name of ["LIBGOUROU_REPO", "LIBGOUROU_REF", "UPDFPARSER_REPO", "UPDFPARSER_REF"]) {
+    if (!runs.includes(`"$${name}"`)) problems.push(`ARG ${name} is never used by a RUN, so a mirror could not replace it`);
+  }
+  return problems;
+}
+
+function remoteAddProblems(text: string): string[] {
+  return stagesOf(text)
+    .flatMap((s) => s.instructions)
+    .filter((i) => i.getKeyword() === "ADD" && /(https?|git|ssh):\/\/|git@|\.git\b/.test(body(i)))
+    .map((i) => `ADD fetches a remote source unverified: ${body(i)}`);
+}
+
+function placeholderProblems(text: string): string[] {
+  const problems: string[] = [];
+  const patterns: [RegExp, string][] = [
+    [/\|\|\s*(true|:)(\s|;|$)/, "`|| true` hides a failing step"],
+    [/\btouch\b/, "`touch` can fake a missing file"],
+    [/\bset\s+\+e\b/, "`set +e` ignores failures"],
+    [/>\s*\S*(adept|acsm)/, "writes a file over a tool"],
+    [/\bexit\s+0\b/, "`exit 0` can end a step early with success"],
+  ];
+  for (const run of stagesOf(text).flatMap(runsOf)) {
+    for (const [pattern, why] of patterns) if (pattern.test(run)) problems.push(`${why}: ${run.trim().slice(0, 120)}`);
+  }
+  return problems;
+}
+
+/** The tools must be built and then run (`-V`) in a failing-fast RUN, in the build and the runtime. */
+function toolVerificationProblems(text: string): string[] {
+  const problems: string[] = [];
+  const stages = stagesOf(text);
+  const toolStage = stages.find((s) => runsOf(s).some((r) => /make\b.*STATIC_UTILS=1/.test(r)));
+  if (!toolStage) return ["no stage builds libgourou's utils with STATIC_UTILS=1"];
+  const checks = (stage: Stage) =>
+    runsOf(stage).filter((r) => /\bset -eu?\b/.test(r) && /"?\$\{?tool\}?"?\s+-V\b|\s-V\b/.test(r));
+  for (const [label, stage] of [["build", toolStage], ["runtime", finalStage(text)]] as const) {
+    const verifying = checks(stage).join("\n");
+    for (const tool of TOOLS) {
+      if (!verifying.includes(tool)) problems.push(`${label} stage does not run ${tool} -V in a set -e RUN`);
+    }
+  }
+  return problems;
+}
+
+function finalLayerProblems(text: string): string[] {
+  const stages = stagesOf(text);
+  const runtime = finalStage(text);
+  const layers = runtime.instructions.filter((i) => LAYER_KEYWORDS.has(i.getKeyword()));
+  const last = layers[layers.length - 1];
+  if (!last || last.getKeyword() !== "COPY") return ["the runtime stage does not end with a COPY"];
+  const from = flag(last, "from");
+  const args = last.getArguments().map((a) => a.getValue()).filter((a) => !a.startsWith("--"));
+  const problems: string[] = [];
+  if (!args[0]?.endsWith("dist/handler.js") || args[1] !== "/var/task/handler.js") {
+    problems.push(`the last layer copies ${args.join(" ")}, not the handler bundle to /var/task/handler.js`);
+  }
+  const source = stages.find((s) => s.name === from);
+  if (!source) problems.push(`the handler bundle does not come from a build stage (--from=${from})`);
+  else {
+    const runs = runsOf(source).join("\n");
+    if (!/\bnpm ci\b/.test(runs) || /\bnpm (i|install)\b/.test(runs)) problems.push("the handler stage does not install with npm ci");
+    const copies = source.instructions.filter((i) => i.getKeyword() === "COPY").map(body).join("\n");
+    if (!copies.includes("package-lock.json")) problems.push("the handler stage does not copy the lock file");
+  }
+  return problems;
+}
+
+function runtimeProblems(text: string): string[] {
+  const runtime = finalStage(text);
+  const problems: string[] = [];
+  const envs = new Map<string, string>();
+  for (const env of runtime.instructions.filter((i): i is Env => i.getKeyword() === "ENV")) {
+    for (const p of env.getProperties()) envs.set(p.getName(), p.getValue() ?? "");
+  }
+  const binDir = envs.get("LIBGOUROU_BIN_DIR");
+  if (!binDir) problems.push("LIBGOUROU_BIN_DIR is not set in the runtime stage");
+  if (!envs.get("HOME")?.startsWith("/tmp")) problems.push("HOME must point under /tmp (the only writable path)");
+  if (envs.has("NPM_CONFIG_CACHE") && !envs.get("NPM_CONFIG_CACHE")?.startsWith("/tmp")) problems.push("NPM_CONFIG_CACHE must be under /tmp");
+
+  const copies = runtime.instructions.filter((i) => i.getKeyword() === "COPY");
+  if (binDir && !copies.some((c) => c.getArguments().map((a) => a.getValue()).at(-1)?.replace(/\/$/, "") === binDir)) {
+    problems.push(`no COPY puts the tools into LIBGOUROU_BIN_DIR (${binDir})`);
+  }
+  for (const copy of copies) {
+    const mode = flag(copy, "chmod");
+    if (mode !== undefined && (parseInt(mode, 8) & 0o004) === 0) problems.push(`COPY --chmod=${mode} is not readable by other users`);
+    if (flag(copy, "chown") !== undefined) problems.push("COPY --chown ties files to one user; Lambda picks its own");
+  }
+  const runs = runsOf(runtime).join("\n");
+  for (const lib of ["libcurl4", "libssl3", "libzip4", "libpugixml1v5", "zlib1g"]) {
+    if (!new RegExp(`\\b${lib}\\b`).test(runs)) problems.push(`runtime library ${lib} is not installed`);
+  }
+  if (!/setpriv --reuid=(?!0\b)\d+/.test(runs)) problems.push("the runtime stage never runs the tools as a non-root user");
+  const users = runtime.instructions.filter((i) => i.getKeyword() === "USER").map(body);
+  if (users.some((u) => /^\s*(root|0)(:|\s|$)/.test(u))) problems.push("USER root would be ignored by Lambda and hides permission bugs");
+
+  const entrypoint = DockerfileParser.parse(text).getENTRYPOINTs().at(-1);
+  const cmd = DockerfileParser.parse(text).getCMDs().at(-1);
+  const entry = entrypoint?.getJSONStrings().map((s) => s.getJSONValue()) ?? [];
+  if (entry.length !== 2 || !/\/node$/.test(entry[0]) || !/aws-lambda-ric\/index\.mjs$/.test(entry[1])) {
+    problems.push(`ENTRYPOINT must run aws-lambda-ric with node in exec form (is ${JSON.stringify(entry)})`);
+  }
+  const command = cmd?.getJSONStrings().map((s) => s.getJSONValue()) ?? [];
+  if (JSON.stringify(command) !== JSON.stringify(["handler.handler"])) problems.push(`CMD must be ["handler.handler"] (is ${JSON.stringify(command)})`);
+  const workdirs = runtime.instructions.filter((i) => i.getKeyword() === "WORKDIR").map((i) => body(i).trim());
+  if (workdirs.at(-1) !== "/var/task" || envs.get("LAMBDA_TASK_ROOT") !== "/var/task") {
+    problems.push("WORKDIR and LAMBDA_TASK_ROOT must both be /var/task, where the handler is copied");
+  }
+  return problems;
+}
+
+function ricProblems(text: string): string[] {
+  const ric = stagesOf(text).find((s) => s.instructions.some((i) => i.getKeyword() === "COPY" && body(i).includes("runtime/package-lock.json")));
+  if (!ric) return ["no stage installs the runtime client from runtime/package-lock.json"];
+  const runs = runsOf(ric).join("\n");
+  const problems: string[] = [];
+  if (!/\bnpm ci\b/.test(runs)) problems.push("the runtime client is not installed with npm ci");
+  for (const tool of ["g++", "make", "cmake", "autoconf", "automake", "libtool", "python3"]) {
+    if (!new RegExp(`(\\s|^)${tool.replace(/\+/g, "\\+")}(\\s|$)`).test(runs)) problems.push(`the runtime client's build lacks ${tool}`);
+  }
+  if (!/chmod -R a\+rX/.test(runs)) problems.push("the runtime client is not made readable by any user");
+  return problems;
+}
+
+// ---- the tests ---------------------------------------------------------------------------------
+
+/** Replaces one exact piece of the Dockerfile, failing loudly if it is not there. */
+function mutate(text: string, from: string | RegExp, to: string): string {
+  const changed = text.replace(from, to);
+  if (changed === text) throw new Error(`mutation did not apply: ${String(from)}`);
+  return changed;
+}
+
+describe("lambda/Dockerfile", () => {
+  it("passes dockerfile-utils' linter with no errors or warnings", () => {
+    expect(lintProblems(dockerfile)).toEqual([]);
+    expect(lintProblems(mutate(dockerfile, "WORKDIR /var/task", "WORKDIR var/task\nfrom scratch"))).not.toEqual([]);
+  });
+
+  it("takes every base image from the public ECR mirror, pinned by tag, with Node 22 on bookworm at runtime", () => {
+    expect(baseImageProblems(dockerfile)).toEqual([]);
+    expect(baseImageProblems(mutate(dockerfile, "debian:bookworm-slim AS tools", "debian AS tools"))).toHaveLength(1);
+    expect(baseImageProblems(mutate(dockerfile, /FROM public\.ecr\.aws\/docker\/library\/node:22-bookworm-slim\n/, "FROM node:22-bookworm-slim\n"))).not.toEqual([]);
+    expect(baseImageProblems(mutate(dockerfile, /node:22-bookworm-slim\n\nRUN apt-get update(?![\s\S]*node:22-bookworm-slim)/, "node:20-bookworm-slim\n\nRUN apt-get update"))).not.toEqual([]);
+  });
+
+  it("builds libgourou and uPDFParser from build arguments that default to the pinned upstream revisions", () => {
+    expect(sourceArgProblems(dockerfile)).toEqual([]);
+    expect(sourceArgProblems(mutate(dockerfile, "ARG LIBGOUROU_REF=v0.8.7", "ARG LIBGOUROU_REF"))).not.toEqual([]);
+    expect(sourceArgProblems(mutate(dockerfile, /ARG UPDFPARSER_REPO=\S+/, "ARG UPDFPARSER_REPO="))).not.toEqual([]);
+    expect(sourceArgProblems(mutate(dockerfile, '"$UPDFPARSER_REF"', "master"))).not.toEqual([]);
+  });
+
+  it("never ADDs a remote URL", () => {
+    expect(remoteAddProblems(dockerfile)).toEqual([]);
+    expect(remoteAddProblems(mutate(dockerfile, "WORKDIR /src", "WORKDIR /src\nADD https://example.com/libgourou.tar.gz /src/"))).toHaveLength(1);
+  });
+
+  it("has no step that could paper over a missing tool", () => {
+    expect(placeholderProblems(dockerfile)).toEqual([]);
+    expect(placeholderProblems(mutate(dockerfile, "STATIC_UTILS=1", "STATIC_UTILS=1 || true"))).toHaveLength(1);
+    expect(placeholderProblems(mutate(dockerfile, "install -d -m 0755 /opt/libgourou/bin", "install -d -m 0755 /opt/libgourou/bin && touch /opt/libgourou/bin/adept_remove"))).toHaveLength(1);
+    expect(placeholderProblems(mutate(dockerfile, "install -d -m 0755 /opt/libgourou/bin", "echo '#!/bin/sh' > /opt/libgourou/bin/adept_activate"))).toHaveLength(1);
+  });
+
+  it("runs each tool with -V in the build stage and again in the runtime stage", () => {
+    expect(toolVerificationProblems(dockerfile)).toEqual([]);
+    expect(toolVerificationProblems(mutate(dockerfile, "for tool in adept_activate acsmdownloader adept_remove; do \\\n      install", "for tool in adept_activate acsmdownloader; do \\\n      install"))).toEqual([
+      "build stage does not run adept_remove -V in a set -e RUN",
+    ]);
+    expect(toolVerificationProblems(mutate(dockerfile, '"$LIBGOUROU_BIN_DIR/$tool" -V', '"$LIBGOUROU_BIN_DIR/$tool" --help'))).toHaveLength(3);
+  });
+
+  it("copies the handler bundle, built by npm ci from the lock file, as the very last layer", () => {
+    expect(finalLayerProblems(dockerfile)).toEqual([]);
+    expect(finalLayerProblems(`${dockerfile}\nRUN echo later\n`)).toEqual(["the runtime stage does not end with a COPY"]);
+    expect(finalLayerProblems(mutate(dockerfile, "RUN npm ci --no-audit --no-fund\n", "RUN npm install --no-audit --no-fund\n"))).toEqual([
+      "the handler stage does not install with npm ci",
+    ]);
+  });
+
+  it("works as Lambda runs it: any user, read-only image, ric entrypoint, handler.handler", () => {
+    expect(runtimeProblems(dockerfile)).toEqual([]);
+    expect(runtimeProblems(mutate(dockerfile, "HOME=/tmp", "HOME=/root"))).toHaveLength(1);
+    expect(runtimeProblems(mutate(dockerfile, "--chmod=0644", "--chmod=0600"))).toHaveLength(1);
+    expect(runtimeProblems(mutate(dockerfile, /\["\/usr\/local\/bin\/node", [^\]]+\]/, '["/usr/local/bin/npx", "aws-lambda-ric"]'))).toHaveLength(1);
+    expect(runtimeProblems(mutate(dockerfile, 'CMD ["handler.handler"]', 'CMD ["index.handler"]'))).toHaveLength(1);
+    expect(runtimeProblems(mutate(dockerfile, " libpugixml1v5 zlib1g", " zlib1g"))).toHaveLength(1);
+    expect(runtimeProblems(mutate(dockerfile, "COPY --from=tools /opt/libgourou/bin /opt/libgourou/bin", "COPY --from=tools /opt/libgourou/bin /usr/local/bin"))).toHaveLength(1);
+  });
+
+  it("compiles aws-lambda-ric in its own stage from a lock-file-pinned install", () => {
+    expect(ricProblems(dockerfile)).toEqual([]);
+    expect(ricProblems(mutate(dockerfile, " cmake autoconf", " autoconf"))).toEqual(["the runtime client's build lacks cmake"]);
+    expect(ricProblems(mutate(dockerfile, " \\\n && chmod -R a+rX /opt/ric", ""))).toHaveLength(1);
+  });
+});
+
+describe("lambda/runtime (the runtime interface client's pinned install)", () => {
+  it("pins aws-lambda-ric 4.x exactly, and its lock file agrees", () => {
+    const manifest = JSON.parse(readFileSync(join(lambdaDir, "runtime", "package.json"), "utf8")) as { dependencies: Record<string, string> };
+    const lock = JSON.parse(readFileSync(join(lambdaDir, "runtime", "package-lock.json"), "utf8")) as {
+      packages: Record<string, { version?: string; integrity?: string }>;
+    };
+    expect(manifest.dependencies["aws-lambda-ric"]).toMatch(/^4\.\d+\.\d+$/);
+    expect(lock.packages["node_modules/aws-lambda-ric"]?.version).toBe(manifest.dependencies["aws-lambda-ric"]);
+    expect(lock.packages["node_modules/aws-lambda-ric"]?.integrity).toMatch(/^sha512-/);
+  });
+});
+
+describe("lambda/.dockerignore", () => {
+  const ignored = readFileSync(join(lambdaDir, ".dockerignore"), "utf8")
+    .split("\n")
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith("#"));
+
+  it("keeps installed dependencies and build output out of the build context", () => {
+    expect(ignored).toContain("**/node_modules");
+    expect(ignored).toContain("dist");
+  });
+
+  it("does not exclude anything the Dockerfile copies from the context", () => {
+    const sources = stagesOf(dockerfile)
+      .flatMap((s) => s.instructions)
+      .filter((i) => i.getKeyword() === "COPY" && flag(i, "from") === undefined)
+      .flatMap((i) => i.getArguments().map((a) => a.getValue()).filter((a) => !a.startsWith("--")).slice(0, -1));
+    expect(sources).toEqual(expect.arrayContaining(["package.json", "package-lock.json", "src", "runtime/package-lock.json"]));
+    for (const source of sources) {
+      expect(ignored.filter((pattern) => pattern === source || pattern === source.split("/")[0])).toEqual([]);
+    }
+  });
+});
