@@ -1,7 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
-  ACCOUNT_ID, FAKE_BUILD_ID, FAKE_DIGEST, REGION, byName, installMocks, policyOf, settled,
+  ACCOUNT_ID, FAKE_BUILD_ID, FAKE_DIGEST, REGION, byName, installMocks, policyOf, settled, valueOf,
   type RecordedResource,
 } from "./support/pulumi-mocks";
 
@@ -229,7 +229,7 @@ describe("least privilege", () => {
 
 describe("outputs", () => {
   it("exports the original's outputs plus the device bucket and the pinned image", async () => {
-    const resolved = Object.fromEntries(await Promise.all(Object.entries(outputs).map(async ([k, v]) => [k, await pulumi.output(v).promise()])));
+    const resolved = Object.fromEntries(await Promise.all(Object.entries(outputs).map(async ([k, v]) => [k, await valueOf(pulumi.output(v))])));
     expect(resolved).toEqual({
       ecr_repository_url: repoUrl,
       lambda_function_name: "knock-lambda-dev",

@@ -1,0 +1,99 @@
+import { describe, expect, it } from "vitest";
+import { ConfigError, loadConfig, type ConfigSource } from "../config";
+
+const names = { project: "knock-lambda", stack: "dev" };
+const from = (values: Record<string, string>): ConfigSource => (key) => values[key];
+const load = (values: Record<string, string>, env: NodeJS.ProcessEnv = {}) =>
+  loadConfig(from({ "aws:region": "us-east-2", ...values }), names, env);
+
+describe("loadConfig", () => {
+  it("applies the documented defaults", () => {
+    expect(load({})).toEqual({
+      project: "knock-lambda", stack: "dev", region: "us-east-2",
+      lambdaTimeout: 900, lambdaMemory: 3008, lambdaLogRetention: 14, lambdaEphemeralStorage: 2048,
+      lambdaArchitecture: "x86_64", lambdaReservedConcurrency: undefined, outputBucketLifecycleDays: 1,
+      ecrImageRetention: 5, codebuildComputeType: "BUILD_GENERAL1_MEDIUM", codebuildImage: "aws/codebuild/standard:7.0",
+      codebuildMaxRetries: 10, codebuildRetryDelay: 30, codebuildTimeoutMinutes: 30, functionUrlAuth: "AWS_IAM",
+      downloadUrlExpirySeconds: 3600,
+    });
+  });
+
+  it("returns a frozen object", () => {
+    expect(Object.isFrozen(load({}))).toBe(true);
+  });
+
+  it("reads every key it documents", () => {
+    const config = load({
+      lambda_timeout: "60", lambda_memory: "1024", lambda_log_retention: "30", lambda_ephemeral_storage: "4096",
+      lambda_architecture: "arm64", lambda_reserved_concurrency: "2", output_bucket_lifecycle_days: "3",
+      ecr_image_retention: "2", codebuild_compute_type: "BUILD_GENERAL1_SMALL", codebuild_image: "aws/codebuild/custom:1",
+      codebuild_max_retries: "3", codebuild_retry_delay: "0", codebuild_timeout_minutes: "45", function_url_auth: "NONE",
+      download_url_expiry_seconds: "600",
+    });
+    expect(config).toMatchObject({
+      lambdaTimeout: 60, lambdaMemory: 1024, lambdaLogRetention: 30, lambdaEphemeralStorage: 4096, lambdaArchitecture: "arm64",
+      lambdaReservedConcurrency: 2, outputBucketLifecycleDays: 3, ecrImageRetention: 2, codebuildComputeType: "BUILD_GENERAL1_SMALL",
+      codebuildImage: "aws/codebuild/custom:1", codebuildMaxRetries: 3, codebuildRetryDelay: 0, codebuildTimeoutMinutes: 45,
+      functionUrlAuth: "NONE", downloadUrlExpirySeconds: 600,
+    });
+  });
+
+  it("builds arm64 images on ARM build hosts unless told otherwise", () => {
+    expect(load({ lambda_architecture: "arm64" })).toMatchObject({
+      codebuildImage: "aws/codebuild/amazonlinux-aarch64-standard:3.0", codebuildComputeType: "BUILD_GENERAL1_LARGE",
+    });
+  });
+
+  it.each([
+    ["lambda_memory", "99999", /lambda_memory="99999".*whole number from 128 to 10240/],
+    ["lambda_memory", "1.5", /lambda_memory="1.5".*whole number/],
+    ["lambda_timeout", "0", /lambda_timeout="0".*from 1 to 900/],
+    ["lambda_timeout", "ten", /lambda_timeout="ten"/],
+    ["lambda_log_retention", "13", /lambda_log_retention="13".*accepts only 1, 3, 5, 7, 14/],
+    ["function_url_auth", "OPEN", /function_url_auth="OPEN".*one of AWS_IAM, NONE/],
+    ["lambda_architecture", "x86", /lambda_architecture="x86".*one of x86_64, arm64/],
+    ["output_bucket_lifecycle_days", "0", /output_bucket_lifecycle_days="0"/],
+    ["ecr_image_retention", "0", /ecr_image_retention="0"/],
+    ["codebuild_compute_type", "HUGE", /codebuild_compute_type="HUGE".*BUILD_GENERAL1_MEDIUM/],
+    ["codebuild_max_retries", "0", /codebuild_max_retries="0"/],
+    ["codebuild_timeout_minutes", "1", /codebuild_timeout_minutes="1".*from 5 to 480/],
+    ["lambda_ephemeral_storage", "256", /lambda_ephemeral_storage="256".*from 512 to 10240/],
+    ["lambda_reserved_concurrency", "-1", /lambda_reserved_concurrency="-1"/],
+    ["download_url_expiry_seconds", "999999", /download_url_expiry_seconds="999999".*604800/],
+    ["codebuild_image", "my image", /codebuild_image="my image"/],
+  ])("rejects %s=%s naming the key, the value and what is allowed", (key, value, message) => {
+    expect(() => load({ [key]: value })).toThrow(ConfigError);
+    expect(() => load({ [key]: value })).toThrow(message);
+  });
+
+  it("tells how to fix a bad value", () => {
+    expect(() => load({ lambda_memory: "99999" })).toThrow("pulumi config set lambda_memory <value>");
+  });
+
+  describe("region", () => {
+    it("uses aws:region, the key the AWS provider reads", () => {
+      expect(loadConfig(from({ "aws:region": "eu-west-1" }), names, {}).region).toBe("eu-west-1");
+    });
+
+    it("falls back to AWS_REGION like the provider does", () => {
+      expect(loadConfig(from({}), names, { AWS_REGION: "ap-south-1" }).region).toBe("ap-south-1");
+    });
+
+    it("points a lone aws_region (the original's key) at aws:region instead of deploying elsewhere", () => {
+      expect(() => loadConfig(from({ aws_region: "eu-west-1" }), names, {})).toThrow(/pulumi config set aws:region eu-west-1/);
+    });
+
+    it("rejects aws_region that disagrees with aws:region", () => {
+      expect(() => loadConfig(from({ aws_region: "eu-west-1", "aws:region": "us-east-2" }), names, {})).toThrow(/must equal aws:region \(us-east-2\)/);
+      expect(loadConfig(from({ aws_region: "us-east-2", "aws:region": "us-east-2" }), names, {}).region).toBe("us-east-2");
+    });
+
+    it("says how to set a region when none is configured", () => {
+      expect(() => loadConfig(from({}), names, {})).toThrow(/no region is configured; run: pulumi config set aws:region us-east-2/);
+    });
+
+    it("rejects something that is not a region name", () => {
+      expect(() => loadConfig(from({ "aws:region": "Ohio" }), names, {})).toThrow(/aws:region="Ohio"/);
+    });
+  });
+});
