@@ -64,7 +64,10 @@ function json(statusCode: number, body: unknown): HandlerResult {
 
 /** Makes a name safe as the last segment of an S3 key and a download name (no path separators or control characters). */
 export function safeFileName(name: string): string {
-  const cleaned = name.replace(/[\u0000-\u001f\u007f/\\]/g, "_").trim() || "book";
+  const cleaned =
+    Array.from(name, (c) => (c.charCodeAt(0) < 0x20 || c === "\u007f" || c === "/" || c === "\\" ? "_" : c))
+      .join("")
+      .trim() || "book";
   if (Buffer.byteLength(cleaned) <= 200) return cleaned;
   const dot = cleaned.lastIndexOf(".");
   const ext = dot > 0 ? cleaned.slice(dot) : "";
