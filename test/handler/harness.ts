@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import S3rver from "s3rver";
 
-export const TOOLS_DIR = resolve(__dirname, "../fixtures/libgourou/bin");
+export const TOOLS_DIR = resolve(__dirname, "../fixtures/libgourou/tools");
 export const OUTPUT_BUCKET = "knock-output";
 export const DEVICE_BUCKET = "knock-devices";
 
