@@ -25,7 +25,7 @@ import { CloudWatchLogsClient, GetLogEventsCommand } from "@aws-sdk/client-cloud
 export const DIGEST_VARIABLE = "IMAGE_DIGEST";
 
 /** What a usable image digest looks like: Lambda pins the image by its manifest's sha256. */
-export const DIGEST_PATTERN = /^sha256:/;
+export const DIGEST_PATTERN = /^sha256:[0-9a-f]{64}$/;
 
 /** Exit codes of the runner; index.ts and the README rely on them. */
 export const EXIT_CODES = Object.freeze({

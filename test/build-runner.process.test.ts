@@ -1,0 +1,201 @@
+// Runs the real entry point exactly as `knock-lambda-build-run` does (`node --import tsx
+// infra/build-runner.ts` from the project root), parameters in the environment only, against a fake
+// CodeBuild/Logs endpoint reached through the SDK's standard AWS_ENDPOINT_URL. This proves the
+// env/endpoint contract, the exit codes and the signal handling of the actual process.
+
+import { spawn, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { parseRunnerOutput } from "../infra/build-runner";
+import { startFakeAws, type FakeAws, type FakeAwsHandler } from "./support/build-runner-fake-aws";
+
+const ROOT = path.resolve(__dirname, "..");
+const PROJECT = "knock-lambda-build-dev";
+const BUILD_ID = `${PROJECT}:7f00c0de-0000-4000-8000-000000000001`;
+const DIGEST = `sha256:${"0123456789abcdef".repeat(4)}`;
+
+interface Finished {
+  readonly code: number | null;
+  readonly signal: NodeJS.Signals | null;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+let fake: FakeAws | undefined;
+let child: ChildProcess | undefined;
+
+afterEach(async () => {
+  if (child && child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+  await fake?.close();
+  fake = undefined;
+  child = undefined;
+});
+
+/** Starts the runner with a clean environment: dummy credentials, no AWS config files, fast timings. */
+function startRunner(endpoint: string, extraEnv: Record<string, string> = {}) {
+  const env: Record<string, string> = {
+    PATH: process.env.PATH ?? "",
+    HOME: ROOT,
+    AWS_ACCESS_KEY_ID: "AKIDEXAMPLEFAKE",
+    AWS_SECRET_ACCESS_KEY: "fake-secret",
+    AWS_CONFIG_FILE: path.join(ROOT, "does-not-exist", "config"),
+    AWS_SHARED_CREDENTIALS_FILE: path.join(ROOT, "does-not-exist", "credentials"),
+    AWS_EC2_METADATA_DISABLED: "true",
+    AWS_REGION: "us-east-2",
+    AWS_ENDPOINT_URL: endpoint,
+    CODEBUILD_PROJECT_NAME: PROJECT,
+    CODEBUILD_RETRY_DELAY_SECONDS: "0",
+    BUILD_POLL_INTERVAL_SECONDS: "0.05",
+    ...extraEnv,
+  };
+  const proc = spawn(process.execPath, ["--import", "tsx", "infra/build-runner.ts"], { cwd: ROOT, env, stdio: ["ignore", "pipe", "pipe"] });
+  child = proc;
+  let stdout = "";
+  let stderr = "";
+  proc.stdout?.on("data", (chunk: Buffer) => (stdout += chunk.toString("utf8")));
+  proc.stderr?.on("data", (chunk: Buffer) => (stderr += chunk.toString("utf8")));
+  const finished = new Promise<Finished>((resolve) => {
+    proc.on("close", (code, signal) => resolve({ code, signal, stdout, stderr }));
+  });
+  return { proc, finished, stdout: () => stdout };
+}
+
+async function waitFor(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!condition()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+const inProgress = (phase: string) => ({ builds: [{ id: BUILD_ID, buildStatus: "IN_PROGRESS", currentPhase: phase }] });
+
+describe("build runner process (real entry, fake AWS endpoint)", () => {
+  it("retries the role-propagation error, follows the build and ends stdout with the digest (exit 0)", async () => {
+    const handler: FakeAwsHandler = (req, count) => {
+      switch (req.operation) {
+        case "StartBuild":
+          return count < 2
+            ? { error: { type: "InvalidInputException", message: "CodeBuild is not authorized to perform: sts:AssumeRole on arn:aws:iam::123456789012:role/codebuild-role-x" } }
+            : { body: { build: { id: BUILD_ID, buildStatus: "IN_PROGRESS" } } };
+        case "BatchGetBuilds":
+          if (count < 2) return { body: inProgress(count === 0 ? "PROVISIONING" : "BUILD") };
+          return {
+            body: {
+              builds: [
+                {
+                  id: BUILD_ID,
+                  buildStatus: "SUCCEEDED",
+                  currentPhase: "COMPLETED",
+                  startTime: 1_760_000_000,
+                  exportedEnvironmentVariables: [{ name: "IMAGE_DIGEST", value: DIGEST }],
+                },
+              ],
+            },
+          };
+        default:
+          throw new Error(`unexpected ${req.target}`);
+      }
+    };
+    fake = await startFakeAws(handler);
+
+    const run = startRunner(fake.url, { BUILD_CONTEXT_SHA256: "c".repeat(64) });
+    const result = await run.finished;
+
+    expect(result.stderr).not.toContain("error:");
+    expect(result.code).toBe(0);
+    const lines = result.stdout.trimEnd().split("\n");
+    expect(lines.at(-1)).toBe(DIGEST);
+    expect(parseRunnerOutput(result.stdout)).toEqual({ buildId: BUILD_ID, digest: DIGEST });
+    expect(lines.filter((l) => l.includes("cannot assume its service role yet"))).toHaveLength(2);
+    expect(lines).toContain(`build context sha256: ${"c".repeat(64)}`);
+    const starts = fake.calls("StartBuild");
+    expect(starts).toHaveLength(3);
+    expect(starts[0]?.target).toBe("CodeBuild_20161006.StartBuild");
+    expect(starts[0]?.body.projectName).toBe(PROJECT);
+    // Requests are SigV4-signed for CodeBuild in the configured region with the env credentials.
+    expect(String(starts[0]?.headers.authorization)).toMatch(
+      /^AWS4-HMAC-SHA256 Credential=AKIDEXAMPLEFAKE\/\d{8}\/us-east-2\/codebuild\/aws4_request/,
+    );
+    expect(fake.calls("BatchGetBuilds")[0]?.body.ids).toEqual([BUILD_ID]);
+  });
+
+  it("exits 1 on a FAILED build, printing the failing phase and the log tail read from CloudWatch Logs", async () => {
+    fake = await startFakeAws((req) => {
+      switch (req.operation) {
+        case "StartBuild":
+          return { body: { build: { id: BUILD_ID } } };
+        case "BatchGetBuilds":
+          return {
+            body: {
+              builds: [
+                {
+                  id: BUILD_ID,
+                  buildStatus: "FAILED",
+                  currentPhase: "COMPLETED",
+                  logs: { groupName: "/aws/codebuild/knock", streamName: "7f00c0de" },
+                  phases: [
+                    { phaseType: "BUILD", phaseStatus: "FAILED", contexts: [{ statusCode: "COMMAND_EXECUTION_ERROR", message: "exit status 1" }] },
+                  ],
+                },
+              ],
+            },
+          };
+        case "GetLogEvents":
+          return { body: { events: [{ timestamp: 1_760_000_000_000, message: "ERROR: failed to solve: process did not complete\n" }] } };
+        default:
+          throw new Error(`unexpected ${req.target}`);
+      }
+    });
+
+    const result = await startRunner(fake.url).finished;
+
+    expect(result.code).toBe(1);
+    expect(result.stdout).toContain("failing phase: BUILD FAILED");
+    expect(result.stdout).toContain("ERROR: failed to solve: process did not complete");
+    expect(result.stderr).toContain(`error: build ${BUILD_ID} ended FAILED in phase BUILD`);
+    const logRequest = fake.calls("GetLogEvents")[0];
+    expect(logRequest?.target).toBe("Logs_20140328.GetLogEvents");
+    expect(logRequest?.body).toMatchObject({ logGroupName: "/aws/codebuild/knock", logStreamName: "7f00c0de", startFromHead: false });
+    expect(() => parseRunnerOutput(result.stdout)).toThrow(/does not end with an image digest/);
+  });
+
+  it("on SIGTERM sends StopBuild for the running build before exiting with 143", async () => {
+    fake = await startFakeAws((req) => {
+      switch (req.operation) {
+        case "StartBuild":
+          return { body: { build: { id: BUILD_ID } } };
+        case "BatchGetBuilds":
+          return { body: inProgress("BUILD") };
+        case "StopBuild":
+          return { body: { build: { id: BUILD_ID, buildStatus: "STOPPED" } } };
+        default:
+          throw new Error(`unexpected ${req.target}`);
+      }
+    });
+
+    const run = startRunner(fake.url);
+    const server = fake;
+    await waitFor(() => run.stdout().includes(`build id: ${BUILD_ID}`) && server.calls("BatchGetBuilds").length >= 2, "the build to be followed");
+    run.proc.kill("SIGTERM");
+    const result = await run.finished;
+
+    // Exiting by the default signal action would give code null / signal SIGTERM.
+    expect(result).toMatchObject({ code: 143, signal: null });
+    expect(server.calls("StopBuild").map((r) => r.body)).toEqual([{ id: BUILD_ID }]);
+    expect(result.stdout).toContain(`StopBuild accepted for ${BUILD_ID}`);
+    expect(result.stdout.trimEnd().split("\n").at(-1)).toBe(`error: interrupted by SIGTERM; build ${BUILD_ID} was asked to stop`);
+  });
+
+  it("exits 2 naming the variable when the environment is invalid, without calling AWS", async () => {
+    fake = await startFakeAws(() => {
+      throw new Error("no request expected");
+    });
+
+    const result = await startRunner(fake.url, { CODEBUILD_TIMEOUT_MINUTES: "soon" }).finished;
+
+    expect(result.code).toBe(2);
+    expect(result.stdout).toContain('CODEBUILD_TIMEOUT_MINUTES="soon" is not allowed: must be a number > 0');
+    expect(fake.requests).toHaveLength(0);
+  });
+});
