@@ -142,6 +142,14 @@ describe("request forms", () => {
     expect((body(b64).output_files as { filename: string }[])[0].filename).toBe("Base64.epub");
   });
 
+  it("converts the sample ACSM file posted as-is (curl --data-binary @book.acsm), keeping the UTF-8 title", async () => {
+    const { handle } = coldContainer();
+    const sample = readFileSync(join(__dirname, "../fixtures/libgourou/sample-book.acsm"), "utf8");
+    const res = await handle(urlEvent("POST", sample, { contentType: "application/octet-stream" }), fakeContext());
+    expect(res.statusCode).toBe(200);
+    expect((body(res).output_files as { filename: string }[])[0].filename).toBe("Les Misérables.epub");
+  });
+
   it("accepts a direct invocation whose event is the JSON request", async () => {
     const { handle } = coldContainer();
     const res = await handle({ acsm_content: makeAcsm({ title: "Direct", format: "application/pdf" }) }, fakeContext());
