@@ -28,6 +28,8 @@ let deviceStore: DeviceStore;
 let stateDir: string;
 const savedEnv = { ...process.env };
 const logs: string[] = [];
+/** Temp directories the tests create (container /tmp roots), removed after the file. */
+const scratch: string[] = [];
 
 /** Test DNS: names under .test resolve as listed, anything else fails, no real DNS. */
 const hosts: Record<string, string> = {
@@ -48,6 +50,7 @@ const resolver: Resolver = async (hostname) => {
 /** A handler instance with its own /tmp, i.e. a fresh (cold) Lambda container. */
 function coldContainer(extra: Partial<HandlerDeps> = {}) {
   const tmpRoot = mkdtempSync(join(tmpdir(), "knock-container-"));
+  scratch.push(tmpRoot);
   const handle = createHandler({ config: loadConfig(), tmpRoot, resolver, logSink: (l) => logs.push(l), ...extra });
   return { handle, tmpRoot };
 }
@@ -96,7 +99,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await s3.close();
-  rmSync(stateDir, { recursive: true, force: true });
+  for (const dir of [stateDir, ...scratch]) rmSync(dir, { recursive: true, force: true });
   process.env = savedEnv;
 });
 
@@ -338,6 +341,7 @@ describe("converter and distributor failures", () => {
 
   it("answers 500 naming the tool when the converter is missing from the image", async () => {
     const empty = mkdtempSync(join(tmpdir(), "knock-no-tools-"));
+    scratch.push(empty);
     const config = { ...loadConfig(), toolsDir: empty };
     const { handle } = coldContainer({ config });
     const res = await handle(jsonPost({ acsm_content: makeAcsm() }), fakeContext());
