@@ -55,6 +55,8 @@ function harness(signal?: AbortSignal, onSleep?: (call: number) => void) {
     logs: new CloudWatchLogsClient({ region: "us-east-2" }),
     now: () => clock,
     sleep: async (ms: number) => {
+      // A runaway loop (e.g. a deadline never reached) must fail the test, not hang the worker.
+      if (sleeps.length >= 5_000) throw new Error("runBuild slept 5000 times: runaway loop");
       sleeps.push(ms);
       clock += ms;
       onSleep?.(sleeps.length);
