@@ -179,11 +179,17 @@ describe("request forms", () => {
   });
 
   it("works as the module's exported Lambda entry point, configured from the environment", async () => {
+    // Its /tmp is os.tmpdir(), fixed at the first invocation: point it at a scratch directory.
+    const tmp = mkdtempSync(join(tmpdir(), "knock-container-"));
+    scratch.push(tmp);
+    process.env.TMPDIR = tmp;
     const ctx = fakeContext() as never;
     const health = await lambdaHandler(urlEvent("GET"), ctx);
     expect(health.statusCode).toBe(200);
     const res = await lambdaHandler(jsonPost({ acsm_content: makeAcsm({ title: "Entry Point" }) }), fakeContext() as never);
+    delete process.env.TMPDIR;
     expect(res.statusCode).toBe(200);
+    expect(readdirSync(tmp)).toEqual(["knock-devices"]);
   });
 });
 
