@@ -15,6 +15,8 @@ export interface KnockConfig {
   /** AWS region of every resource: `aws:region` (Pulumi.dev.yaml sets us-east-2), else `AWS_REGION` /
    *  `AWS_DEFAULT_REGION` as the AWS provider itself falls back. The original's `aws_region` must agree. */
   readonly region: string;
+  /** The AWS provider's `aws:profile`, handed to the build runner so it calls AWS as the same identity. @default undefined */
+  readonly awsProfile: string | undefined;
   /** Function timeout in seconds, 1–900. @default 900 */
   readonly lambdaTimeout: number;
   /** Function memory in MB, 128–10240. @default 3008 */
@@ -87,6 +89,7 @@ export function loadConfig(
     project: names.project,
     stack: names.stack,
     region: region(source, env),
+    awsProfile: source("aws:profile") || undefined,
     lambdaTimeout: integer(source, "lambda_timeout", 900, 1, 900),
     lambdaMemory: integer(source, "lambda_memory", 3008, 128, 10240),
     lambdaLogRetention: logRetention(source),
@@ -110,7 +113,7 @@ export function loadConfig(
 function pulumiConfigSource(): ConfigSource {
   const project = new pulumi.Config();
   const aws = new pulumi.Config("aws");
-  return (key) => (key === "aws:region" ? aws.get("region") : project.get(key));
+  return (key) => (key.startsWith("aws:") ? aws.get(key.slice("aws:".length)) : project.get(key));
 }
 
 function stackNames(): { project: string; stack: string } {

@@ -21,8 +21,10 @@ import {
 } from "@aws-sdk/client-codebuild";
 import { CloudWatchLogsClient, GetLogEventsCommand } from "@aws-sdk/client-cloudwatch-logs";
 
+import { DIGEST_VARIABLE } from "./buildspec";
+
 /** Name of the variable the buildspec exports (`env.exported-variables`) with the pushed digest. */
-export const DIGEST_VARIABLE = "IMAGE_DIGEST";
+export { DIGEST_VARIABLE };
 
 /** What a usable image digest looks like: Lambda pins the image by its manifest's sha256. */
 export const DIGEST_PATTERN = /^sha256:[0-9a-f]{64}$/;

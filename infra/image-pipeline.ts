@@ -137,6 +137,11 @@ export function createImagePipeline(config: KnockConfig, args: ImagePipelineArgs
       CODEBUILD_RETRY_DELAY_SECONDS: String(config.codebuildRetryDelay),
       CODEBUILD_TIMEOUT_MINUTES: String(config.codebuildTimeoutMinutes),
       BUILD_CONTEXT_SHA256: archive.sha256,
+      // The runner uses the SDK's credential chain; with `aws:profile` set, the provider and the runner
+      // must act as the same identity.
+      ...(config.awsProfile === undefined ? {} : { AWS_PROFILE: config.awsProfile }),
+      // The SDK announces its Node 20 deprecation on stderr, which Pulumi would show as build output.
+      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     },
     // A new build exactly when what goes into the image changes: the build context, or the build
     // instructions (which include the target platform).

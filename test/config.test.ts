@@ -9,7 +9,7 @@ const load = (values: Record<string, string>, env: NodeJS.ProcessEnv = {}) =>
 describe("loadConfig", () => {
   it("applies the documented defaults", () => {
     expect(load({})).toEqual({
-      project: "knock-lambda", stack: "dev", region: "us-east-2",
+      project: "knock-lambda", stack: "dev", region: "us-east-2", awsProfile: undefined,
       lambdaTimeout: 900, lambdaMemory: 3008, lambdaLogRetention: 14, lambdaEphemeralStorage: 2048,
       lambdaArchitecture: "x86_64", lambdaReservedConcurrency: undefined, outputBucketLifecycleDays: 1,
       ecrImageRetention: 5, codebuildComputeType: "BUILD_GENERAL1_MEDIUM", codebuildImage: "aws/codebuild/standard:7.0",
@@ -90,6 +90,10 @@ describe("loadConfig", () => {
 
     it("says how to set a region when none is configured", () => {
       expect(() => loadConfig(from({}), names, {})).toThrow(/no region is configured; run: pulumi config set aws:region us-east-2/);
+    });
+
+    it("carries aws:profile along for the build runner", () => {
+      expect(load({ "aws:profile": "books" }).awsProfile).toBe("books");
     });
 
     it("rejects something that is not a region name", () => {

@@ -11,6 +11,7 @@ beforeAll(async () => {
     stack: "Prod_EU",
     config: {
       "aws:region": "eu-west-1",
+      "aws:profile": "books",
       "knock-lambda:function_url_auth": "NONE",
       "knock-lambda:lambda_architecture": "arm64",
       "knock-lambda:lambda_reserved_concurrency": "2",
@@ -61,7 +62,7 @@ describe("non-default configuration", () => {
 
   it("passes the retry and timeout settings to the build runner", () => {
     expect(byName(resources, "knock-lambda-build-run").inputs.environment).toMatchObject({
-      AWS_REGION: "eu-west-1", CODEBUILD_MAX_RETRIES: "4", CODEBUILD_RETRY_DELAY_SECONDS: "5", CODEBUILD_TIMEOUT_MINUTES: "45",
+      AWS_REGION: "eu-west-1", AWS_PROFILE: "books", CODEBUILD_MAX_RETRIES: "4", CODEBUILD_RETRY_DELAY_SECONDS: "5", CODEBUILD_TIMEOUT_MINUTES: "45",
     });
   });
 

@@ -139,6 +139,7 @@ describe("registry and build", () => {
       CODEBUILD_PROJECT_NAME: "knock-lambda-build-dev", AWS_REGION: REGION, CODEBUILD_MAX_RETRIES: "10",
       CODEBUILD_RETRY_DELAY_SECONDS: "30", CODEBUILD_TIMEOUT_MINUTES: "30",
     });
+    expect(env).not.toHaveProperty("AWS_PROFILE");
     const triggers = run.inputs.triggers as string[];
     expect(triggers[0]).toMatch(/^[0-9a-f]{64}$/);
     expect(env.BUILD_CONTEXT_SHA256).toBe(triggers[0]);
