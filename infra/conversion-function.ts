@@ -22,6 +22,9 @@ export interface ConversionFunction {
 /** Prefix of every object the handler writes to the output bucket (one folder per request below it). */
 export const OUTPUT_PREFIX = "converted/";
 
+/** Prefix of the device document in the device bucket (the handler keeps `adept/device.json`). */
+export const DEVICE_PREFIX = "adept/";
+
 /** The container Lambda that converts ACSM files, its log group, its role and its Function URL. */
 export function createConversionFunction(config: KnockConfig, args: ConversionFunctionArgs, opts?: pulumi.CustomResourceOptions): ConversionFunction {
   const name = functionName(config.project, config.stack);
@@ -52,7 +55,7 @@ export function createConversionFunction(config: KnockConfig, args: ConversionFu
         resources: [pulumi.interpolate`${args.outputBucket.arn}/${OUTPUT_PREFIX}*`],
       },
       // Load, store (conditionally, so concurrent cold starts agree on one device) and reset the device.
-      { sid: "KeepDeviceCredentials", actions: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], resources: [pulumi.interpolate`${args.deviceBucket.arn}/*`] },
+      { sid: "KeepDeviceCredentials", actions: ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"], resources: [pulumi.interpolate`${args.deviceBucket.arn}/${DEVICE_PREFIX}*`] },
       // Without ListBucket a missing device object reads as 403 AccessDenied instead of 404, and the
       // handler could not tell "never activated" from "not allowed".
       { sid: "SeeMissingDevice", actions: ["s3:ListBucket"], resources: [args.deviceBucket.arn] },

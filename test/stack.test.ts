@@ -1,5 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
+import { DEVICE_OBJECT_KEY } from "../lambda/src/device";
+import { outputKey } from "../lambda/src/handler";
 import {
   ACCOUNT_ID, FAKE_BUILD_ID, FAKE_DIGEST, REGION, byName, installMocks, policyOf, settled, valueOf,
   type RecordedResource,
@@ -221,10 +223,21 @@ describe("least privilege", () => {
     const resourcesGranted = statements.flatMap((s) => ([] as string[]).concat(s.Resource));
     expect(resourcesGranted.sort()).toEqual([
       "arn:aws:s3:::knock-device-bucket-a1b2c3d",
-      "arn:aws:s3:::knock-device-bucket-a1b2c3d/*",
+      "arn:aws:s3:::knock-device-bucket-a1b2c3d/adept/*",
       "arn:aws:s3:::knock-output-bucket-a1b2c3d/converted/*",
     ]);
     expect(resourcesGranted.some((r) => r.includes("knock-source-bucket"))).toBe(false);
+  });
+
+  it("grants exactly the keys the handler uses", () => {
+    const statements = policyOf(byName(resources, "knock-lambda-s3-policy")).Statement;
+    const allows = (action: string, arn: string) => statements.some((s) => ([] as string[]).concat(s.Action).includes(action)
+      && ([] as string[]).concat(s.Resource).some((r) => (r.endsWith("*") ? arn.startsWith(r.slice(0, -1)) : arn === r)));
+    const deviceKey = `arn:aws:s3:::knock-device-bucket-a1b2c3d/${DEVICE_OBJECT_KEY}`;
+    for (const action of ["s3:GetObject", "s3:PutObject", "s3:DeleteObject"]) expect(allows(action, deviceKey), action).toBe(true);
+    const book = `arn:aws:s3:::knock-output-bucket-a1b2c3d/${outputKey("req-1", "Book.epub")}`;
+    for (const action of ["s3:PutObject", "s3:GetObject", "s3:AbortMultipartUpload"]) expect(allows(action, book), action).toBe(true);
+    expect(allows("s3:PutObject", "arn:aws:s3:::knock-output-bucket-a1b2c3d/elsewhere.epub")).toBe(false);
   });
 });
 

@@ -14,6 +14,14 @@ import { s3OutputStore, type OutputStore } from "./output-store";
 import { ServiceError } from "./errors";
 import { runTool } from "./run-tool";
 
+/**
+ * Where a converted book is stored. The per-request folder keeps books of different callers from
+ * sharing a key (defect 12 of the original); the stack grants the role exactly `converted/*`.
+ */
+export function outputKey(requestId: string, filename: string): string {
+  return `converted/${requestId}/${filename}`;
+}
+
 /** What the handler answers, for Function URLs and direct invocations alike. */
 export interface HandlerResult {
   statusCode: number;
@@ -124,8 +132,7 @@ export function createHandler(deps: HandlerDeps): (event: unknown, context: Hand
 
   async function store(book: ConvertedBook, requestId: string): Promise<Record<string, unknown>> {
     const filename = safeFileName(book.filename);
-    // Per-request prefix: books of different callers never share a key (defect 12 of the original).
-    const key = `converted/${requestId}/${filename}`;
+    const key = outputKey(requestId, filename);
     await output.upload(key, book.path, book.contentType);
     const url = await output.presign(key, filename, book.contentType, config.downloadUrlExpirySeconds);
     return {
