@@ -219,7 +219,7 @@ function ricProblems(text: string): string[] {
   const runs = runsOf(ric).join("\n");
   const problems: string[] = [];
   if (!/\bnpm ci\b/.test(runs)) problems.push("the runtime client is not installed with npm ci");
-  for (const tool of ["g++", "make", "cmake", "autoconf", "automake", "libtool", "python3"]) {
+  for (const tool of ["g++", "make", "cmake", "autoconf", "automake", "libtool", "python3", "xz-utils"]) {
     if (!new RegExp(`(\\s|^)${tool.replace(/\+/g, "\\+")}(\\s|$)`).test(runs)) problems.push(`the runtime client's build lacks ${tool}`);
   }
   if (!/chmod -R a\+rX/.test(runs)) problems.push("the runtime client is not made readable by any user");
