@@ -207,6 +207,17 @@ let defaultHandler: ReturnType<typeof createHandler> | undefined;
  * invocation and reused while the container stays warm.
  */
 export async function handler(event: unknown, context: Context): Promise<HandlerResult> {
-  defaultHandler ??= createHandler({ config: loadConfig() });
+  if (defaultHandler === undefined) {
+    try {
+      defaultHandler = createHandler({ config: loadConfig() });
+    } catch (err) {
+      // A deployment mistake, not the caller's: answer in the service's error shape (never a
+      // runtime stack trace) and try again on the next invocation.
+      const requestId = context.awsRequestId || "unknown";
+      const message = err instanceof Error ? err.message : String(err);
+      createLogger(requestId).error("function misconfigured", { error: message });
+      return json(500, { error: `The function is misconfigured: ${message}`, error_type: "Misconfigured", request_id: requestId });
+    }
+  }
   return defaultHandler(event, context);
 }
