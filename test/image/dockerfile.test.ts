@@ -223,6 +223,7 @@ function ricProblems(text: string): string[] {
     if (!new RegExp(`(\\s|^)${tool.replace(/\+/g, "\\+")}(\\s|$)`).test(runs)) problems.push(`the runtime client's build lacks ${tool}`);
   }
   if (!/chmod -R a\+rX/.test(runs)) problems.push("the runtime client is not made readable by any user");
+  if (!/npm_config_nodedir=\/usr\/local npm ci\b/.test(runs)) problems.push("node-gyp would download Node's headers instead of using the image's");
   return problems;
 }
 
@@ -297,6 +298,7 @@ describe("lambda/Dockerfile", () => {
     expect(ricProblems(dockerfile)).toEqual([]);
     expect(ricProblems(mutate(dockerfile, " cmake autoconf", " autoconf"))).toEqual(["the runtime client's build lacks cmake"]);
     expect(ricProblems(mutate(dockerfile, " \\\n && chmod -R a+rX /opt/ric", ""))).toHaveLength(1);
+    expect(ricProblems(mutate(dockerfile, "npm_config_nodedir=/usr/local npm ci", "npm ci"))).toHaveLength(1);
   });
 });
 
