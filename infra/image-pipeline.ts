@@ -6,7 +6,7 @@ import * as path from "node:path";
 import type { KnockConfig } from "../config";
 import { createBuildContextArchive } from "./build-context";
 import { parseRunnerOutput } from "./build-runner";
-import { createBuildspec, renderBuildspec } from "./buildspec";
+import { CACHE_TAG, createBuildspec, renderBuildspec } from "./buildspec";
 import { assumableBy, policyJson } from "./iam";
 import { buildProjectName, repositoryName } from "./naming";
 
@@ -48,13 +48,23 @@ export function createImagePipeline(config: KnockConfig, args: ImagePipelineArgs
 
   new aws.ecr.LifecyclePolicy("knock-repo-lifecycle", {
     repository: repository.name,
+    // The layer cache lives in the same repository. Matching it in its own higher-priority rule keeps
+    // it out of the image count, so a small retention can never expire the image the function runs.
     policy: JSON.stringify({
-      rules: [{
-        rulePriority: 1,
-        description: `Keep the newest ${config.ecrImageRetention} images`,
-        selection: { tagStatus: "any", countType: "imageCountMoreThan", countNumber: config.ecrImageRetention },
-        action: { type: "expire" },
-      }],
+      rules: [
+        {
+          rulePriority: 1,
+          description: "Keep the BuildKit layer cache",
+          selection: { tagStatus: "tagged", tagPrefixList: [CACHE_TAG], countType: "imageCountMoreThan", countNumber: 1 },
+          action: { type: "expire" },
+        },
+        {
+          rulePriority: 2,
+          description: `Keep the newest ${config.ecrImageRetention} images`,
+          selection: { tagStatus: "any", countType: "imageCountMoreThan", countNumber: config.ecrImageRetention },
+          action: { type: "expire" },
+        },
+      ],
     }),
   }, opts);
 

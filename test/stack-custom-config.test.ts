@@ -69,7 +69,7 @@ describe("non-default configuration", () => {
   it("keeps books and images as long as configured", () => {
     expect(byName(resources, "knock-output-bucket-lifecycle").inputs.rules).toEqual([expect.objectContaining({ expiration: { days: 3 } })]);
     const policy = JSON.parse(String(byName(resources, "knock-repo-lifecycle").inputs.policy));
-    expect(policy.rules[0].selection.countNumber).toBe(2);
+    expect(policy.rules[1].selection).toMatchObject({ tagStatus: "any", countNumber: 2 });
   });
 
   it("opens the URL without auth only when asked, and replaces it when the auth type changes", () => {

@@ -99,11 +99,18 @@ describe("registry and build", () => {
     });
   });
 
-  it("keeps the newest five images", () => {
+  it("keeps the newest five images, not counting the layer cache", () => {
     const policy = JSON.parse(String(byName(resources, "knock-repo-lifecycle").inputs.policy));
-    expect(policy.rules).toEqual([expect.objectContaining({
-      selection: { tagStatus: "any", countType: "imageCountMoreThan", countNumber: 5 }, action: { type: "expire" },
-    })]);
+    expect(policy.rules).toEqual([
+      expect.objectContaining({
+        rulePriority: 1, action: { type: "expire" },
+        selection: { tagStatus: "tagged", tagPrefixList: ["buildcache"], countType: "imageCountMoreThan", countNumber: 1 },
+      }),
+      expect.objectContaining({
+        rulePriority: 2, action: { type: "expire" },
+        selection: { tagStatus: "any", countType: "imageCountMoreThan", countNumber: 5 },
+      }),
+    ]);
   });
 
   it("uploads the build context as source.zip to the source bucket", () => {
