@@ -142,6 +142,11 @@ function toolVerificationProblems(text: string): string[] {
     for (const tool of TOOLS) {
       if (!verifying.includes(tool)) problems.push(`${label} stage does not run ${tool} -V in a set -e RUN`);
     }
+    // sh ignores set -e inside every part of an && list but the last: a failing -V in a loop
+    // followed by `&& ...` would not stop the build.
+    if (/\bdone\s*&&/.test(verifying) || /&&\s*for\b[\s\S]*\bdone\s*&&/.test(verifying)) {
+      problems.push(`${label} stage runs the -V loop inside an && list, where set -e does not apply`);
+    }
   }
   return problems;
 }
@@ -274,6 +279,9 @@ describe("lambda/Dockerfile", () => {
       "build stage does not run adept_remove -V in a set -e RUN",
     ]);
     expect(toolVerificationProblems(mutate(dockerfile, '"$LIBGOUROU_BIN_DIR/$tool" -V', '"$LIBGOUROU_BIN_DIR/$tool" --help'))).toHaveLength(3);
+    expect(toolVerificationProblems(mutate(dockerfile, /done; \\\n {4}AWS_LAMBDA_RUNTIME_API/, "done \\\n && AWS_LAMBDA_RUNTIME_API"))).toEqual([
+      "runtime stage runs the -V loop inside an && list, where set -e does not apply",
+    ]);
   });
 
   it("copies the handler bundle, built by npm ci from the lock file, as the very last layer", () => {
