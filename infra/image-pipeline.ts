@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import * as path from "node:path";
 import type { KnockConfig } from "../config";
 import { createBuildContextArchive } from "./build-context";
-import { parseRunnerOutput } from "./build-runner";
+import { parseRunnerOutput } from "./runner-output";
 import { CACHE_TAG, createBuildspec, renderBuildspec } from "./buildspec";
 import { assumableBy, policyJson } from "./iam";
 import { buildProjectName, repositoryName } from "./naming";
