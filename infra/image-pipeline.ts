@@ -153,8 +153,10 @@ export function createImagePipeline(config: KnockConfig, args: ImagePipelineArgs
       // The SDK announces its Node 20 deprecation on stderr, which Pulumi would show as build output.
       AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     },
-    // A new build exactly when what goes into the image changes: the build context, or the build
-    // instructions (which include the target platform).
+    // A new build when what goes into the image changes: the build context, or the build
+    // instructions (which include the target platform). The provider also re-runs `create` when any
+    // other input changes (the runner's settings above, `dir`); `ignoreChanges` is no way out, as it
+    // would pin those settings to their first values for good.
     triggers: [archive.sha256, sha256(buildspec)],
     addPreviousOutputInEnv: false,
   }, {
