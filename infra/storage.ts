@@ -54,6 +54,8 @@ function createPrivateBucket(name: string, opts?: pulumi.CustomResourceOptions):
     ignorePublicAcls: true,
     restrictPublicBuckets: true,
   }, opts);
+  // S3 rejects concurrent configuration changes to one bucket ("OperationAborted"), so the policy
+  // waits for the public-access block although no data flows between them.
   new aws.s3.BucketPolicy(`${name}-tls-only`, {
     bucket: bucket.id,
     policy: pulumi.jsonStringify({
@@ -67,8 +69,6 @@ function createPrivateBucket(name: string, opts?: pulumi.CustomResourceOptions):
         Condition: { Bool: { "aws:SecureTransport": "false" } },
       }],
     }),
-  // S3 rejects concurrent configuration changes to one bucket ("OperationAborted"), so the policy
-  // waits for the public-access block although no data flows between them.
   }, { ...opts, dependsOn: [publicAccessBlock] });
   return bucket;
 }

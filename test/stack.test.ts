@@ -75,6 +75,12 @@ describe("storage", () => {
     }
   });
 
+  it("changes each bucket's policy only after its public-access block (S3 aborts concurrent changes)", () => {
+    for (const name of ["knock-source-bucket", "knock-output-bucket", "knock-device-bucket"]) {
+      expect(dependsOnByName.get(`${name}-tls-only`)).toEqual([`${name}-public-access`]);
+    }
+  });
+
   it("expires converted books after one day and aborts abandoned multipart uploads", () => {
     const lifecycle = byName(resources, "knock-output-bucket-lifecycle");
     expect(lifecycle.inputs.bucket).toBe("knock-output-bucket-a1b2c3d");

@@ -16,9 +16,9 @@ export const FAKE_BUILD_ID = "knock-lambda-build-dev:7c1e9f43-2a1b-4c55-9d3e-0a1
 
 /** What the build runner prints on success (its real format: progress, the build id, the digest last). */
 export const FAKE_RUNNER_STDOUT = [
-  "starting CodeBuild project knock-lambda-build-dev",
+  "starting CodeBuild project knock-lambda-build-dev in us-east-2",
   `build id: ${FAKE_BUILD_ID}`,
-  "[0m42s] BUILD in progress",
+  "[0m42s] phase BUILD",
   "[4m10s] build SUCCEEDED",
   FAKE_DIGEST,
 ].join("\n");
