@@ -12,8 +12,9 @@ export interface KnockConfig {
   readonly project: string;
   /** Pulumi stack name; used for the ECR repository and CodeBuild project names. */
   readonly stack: string;
-  /** AWS region of every resource: `aws:region` (Pulumi.dev.yaml sets us-east-2), else `AWS_REGION` /
-   *  `AWS_DEFAULT_REGION` as the AWS provider itself falls back. The original's `aws_region` must agree. */
+  /** AWS region of every resource: `aws:region` (Pulumi.yaml gives every stack us-east-2), else
+   *  `AWS_REGION` / `AWS_DEFAULT_REGION` as the AWS provider itself falls back. The original's
+   *  `aws_region`, when set, must agree. */
   readonly region: string;
   /** The AWS provider's `aws:profile`, handed to the build runner so it calls AWS as the same identity. @default undefined */
   readonly awsProfile: string | undefined;
@@ -21,24 +22,24 @@ export interface KnockConfig {
   readonly lambdaTimeout: number;
   /** Function memory in MB, 128–10240. @default 3008 */
   readonly lambdaMemory: number;
-  /** Days CloudWatch keeps the function's logs; one of the values CloudWatch accepts. @default 14 */
+  /** Days CloudWatch keeps the function's and the build's logs; one of the values CloudWatch accepts. @default 14 */
   readonly lambdaLogRetention: number;
   /** Size of the function's /tmp in MB, 512–10240. @default 2048 */
   readonly lambdaEphemeralStorage: number;
   /** @default "x86_64" */
   readonly lambdaArchitecture: LambdaArchitecture;
-  /** Reserved concurrency; unset leaves the account's shared pool (setting it fails on accounts whose
-   *  total concurrency is 10). @default undefined */
+  /** Reserved concurrency, 1–1000; undefined (config value -1) leaves the account's shared pool, since
+   *  setting it fails on accounts whose total concurrency is 10. @default undefined */
   readonly lambdaReservedConcurrency: number | undefined;
-  /** Days a converted book stays in the output bucket, ≥ 1. @default 1 */
+  /** Days a converted book stays in the output bucket, 1–3650. @default 1 */
   readonly outputBucketLifecycleDays: number;
-  /** Images the ECR repository keeps, ≥ 1. @default 5 */
+  /** Images the ECR repository keeps, 1–1000. @default 5 */
   readonly ecrImageRetention: number;
   /** @default "BUILD_GENERAL1_MEDIUM" (x86_64), "BUILD_GENERAL1_LARGE" (arm64) */
   readonly codebuildComputeType: string;
   /** @default "aws/codebuild/standard:7.0" (x86_64), "aws/codebuild/amazonlinux-aarch64-standard:3.0" (arm64) */
   readonly codebuildImage: string;
-  /** Attempts to start a build while CodeBuild cannot yet assume its new role, ≥ 1. @default 10 */
+  /** Attempts to start a build while CodeBuild cannot yet assume its new role, 1–100. @default 10 */
   readonly codebuildMaxRetries: number;
   /** Seconds between those attempts, 0–300. @default 30 */
   readonly codebuildRetryDelay: number;
@@ -63,10 +64,49 @@ const COMPUTE_TYPES = [
   "BUILD_GENERAL1_2XLARGE",
 ] as const;
 
-/** Raised for a configuration value the program cannot use; the message names key, value and what is allowed. */
+/** The value of `codebuild_compute_type` and `codebuild_image` that means "pick for the architecture". */
+export const AUTO = "auto";
+
+/** The value of `lambda_reserved_concurrency` that means "no reservation" (the AWS provider's own -1). */
+export const UNRESERVED = -1;
+
+/** One project key as `Pulumi.yaml` declares it and this program accepts it. */
+export type ConfigKeySpec =
+  | { readonly type: "integer"; readonly default: number; readonly min: number; readonly max: number; readonly unset?: number; readonly values?: readonly number[] }
+  | { readonly type: "string"; readonly default: string; readonly values?: readonly string[] };
+
+/**
+ * Every project-namespaced key, its type, default and allowed values. `Pulumi.yaml` declares exactly
+ * these (a test holds the two together), and the Pulumi CLI applies the defaults before the program
+ * runs. Optional keys have a default that means "unset", because the CLI refuses to run a stack that
+ * lacks a typed key with no default.
+ */
+export const CONFIG_KEYS = {
+  aws_region: { type: "string", default: "" },
+  lambda_timeout: { type: "integer", default: 900, min: 1, max: 900 },
+  lambda_memory: { type: "integer", default: 3008, min: 128, max: 10240 },
+  lambda_log_retention: { type: "integer", default: 14, min: 1, max: 3653, values: LOG_RETENTION_DAYS },
+  lambda_ephemeral_storage: { type: "integer", default: 2048, min: 512, max: 10240 },
+  lambda_architecture: { type: "string", default: "x86_64", values: ["x86_64", "arm64"] },
+  lambda_reserved_concurrency: { type: "integer", default: UNRESERVED, min: 1, max: 1000, unset: UNRESERVED },
+  output_bucket_lifecycle_days: { type: "integer", default: 1, min: 1, max: 3650 },
+  ecr_image_retention: { type: "integer", default: 5, min: 1, max: 1000 },
+  codebuild_compute_type: { type: "string", default: AUTO, values: [AUTO, ...COMPUTE_TYPES] },
+  codebuild_image: { type: "string", default: AUTO },
+  codebuild_max_retries: { type: "integer", default: 10, min: 1, max: 100 },
+  codebuild_retry_delay: { type: "integer", default: 30, min: 0, max: 300 },
+  codebuild_timeout_minutes: { type: "integer", default: 30, min: 5, max: 480 },
+  function_url_auth: { type: "string", default: "AWS_IAM", values: ["AWS_IAM", "NONE"] },
+  download_url_expiry_seconds: { type: "integer", default: 3600, min: 60, max: 604800 },
+} as const satisfies Record<string, ConfigKeySpec>;
+
+export type ConfigKey = keyof typeof CONFIG_KEYS;
+
+/** Raised for a configuration value the program cannot use; the message names key, value, what is
+ *  allowed, and the one command that fixes it. */
 export class ConfigError extends Error {
-  constructor(key: string, value: string, allowed: string) {
-    super(`Invalid configuration ${key}=${JSON.stringify(value)}: ${allowed}. Fix it with: pulumi config set ${key} <value>`);
+  constructor(key: string, value: string, allowed: string, fix = `pulumi config set ${key} <value>`) {
+    super(`Invalid configuration ${key}=${JSON.stringify(value)}: ${allowed}. Fix it with: ${fix}`);
     this.name = "ConfigError";
   }
 }
@@ -75,7 +115,7 @@ export class ConfigError extends Error {
 export type ConfigSource = (key: string) => string | undefined;
 
 /**
- * Reads and validates every configuration key (SPEC §4) and returns a frozen, typed object.
+ * Reads and validates every configuration key and returns a frozen, typed object.
  * Throws {@link ConfigError} on the first invalid value, before any resource is registered.
  */
 export function loadConfig(
@@ -83,30 +123,33 @@ export function loadConfig(
   names = stackNames(),
   env: NodeJS.ProcessEnv = process.env,
 ): KnockConfig {
-  const architecture = oneOf(source, "lambda_architecture", ["x86_64", "arm64"] as const, "x86_64");
+  const architecture = oneOf(source, "lambda_architecture") as LambdaArchitecture;
   const arm = architecture === "arm64";
+  const computeType = oneOf(source, "codebuild_compute_type");
+  const image = imageName(source, "codebuild_image");
+  const reserved = integer(source, "lambda_reserved_concurrency");
   return Object.freeze({
     project: names.project,
     stack: names.stack,
     region: region(source, env),
     awsProfile: source("aws:profile") || undefined,
-    lambdaTimeout: integer(source, "lambda_timeout", 900, 1, 900),
-    lambdaMemory: integer(source, "lambda_memory", 3008, 128, 10240),
-    lambdaLogRetention: logRetention(source),
-    lambdaEphemeralStorage: integer(source, "lambda_ephemeral_storage", 2048, 512, 10240),
+    lambdaTimeout: integer(source, "lambda_timeout"),
+    lambdaMemory: integer(source, "lambda_memory"),
+    lambdaLogRetention: integer(source, "lambda_log_retention"),
+    lambdaEphemeralStorage: integer(source, "lambda_ephemeral_storage"),
     lambdaArchitecture: architecture,
-    lambdaReservedConcurrency: optionalInteger(source, "lambda_reserved_concurrency", 1, 1000),
-    outputBucketLifecycleDays: integer(source, "output_bucket_lifecycle_days", 1, 1, 3650),
-    ecrImageRetention: integer(source, "ecr_image_retention", 5, 1, 1000),
-    // ARM build hosts run a different image family, and CodeBuild's ARM fleet has historically not offered
-    // MEDIUM, so both defaults follow the architecture; explicit values are used as given.
-    codebuildComputeType: oneOf(source, "codebuild_compute_type", COMPUTE_TYPES, arm ? "BUILD_GENERAL1_LARGE" : "BUILD_GENERAL1_MEDIUM"),
-    codebuildImage: nonEmpty(source, "codebuild_image", arm ? "aws/codebuild/amazonlinux-aarch64-standard:3.0" : "aws/codebuild/standard:7.0"),
-    codebuildMaxRetries: integer(source, "codebuild_max_retries", 10, 1, 100),
-    codebuildRetryDelay: integer(source, "codebuild_retry_delay", 30, 0, 300),
-    codebuildTimeoutMinutes: integer(source, "codebuild_timeout_minutes", 30, 5, 480),
-    functionUrlAuth: oneOf(source, "function_url_auth", ["AWS_IAM", "NONE"] as const, "AWS_IAM"),
-    downloadUrlExpirySeconds: integer(source, "download_url_expiry_seconds", 3600, 60, 604800),
+    lambdaReservedConcurrency: reserved === UNRESERVED ? undefined : reserved,
+    outputBucketLifecycleDays: integer(source, "output_bucket_lifecycle_days"),
+    ecrImageRetention: integer(source, "ecr_image_retention"),
+    // ARM build hosts run a different image family, and CodeBuild's ARM fleet has historically not
+    // offered MEDIUM, so "auto" follows the architecture; explicit values are used as given.
+    codebuildComputeType: computeType === AUTO ? (arm ? "BUILD_GENERAL1_LARGE" : "BUILD_GENERAL1_MEDIUM") : computeType,
+    codebuildImage: image === AUTO ? (arm ? "aws/codebuild/amazonlinux-aarch64-standard:3.0" : "aws/codebuild/standard:7.0") : image,
+    codebuildMaxRetries: integer(source, "codebuild_max_retries"),
+    codebuildRetryDelay: integer(source, "codebuild_retry_delay"),
+    codebuildTimeoutMinutes: integer(source, "codebuild_timeout_minutes"),
+    functionUrlAuth: oneOf(source, "function_url_auth") as FunctionUrlAuth,
+    downloadUrlExpirySeconds: integer(source, "download_url_expiry_seconds"),
   });
 }
 
@@ -120,21 +163,27 @@ function stackNames(): { project: string; stack: string } {
   return { project: pulumi.getProject(), stack: pulumi.getStack() };
 }
 
+/** A key's raw value, or undefined when it is unset or empty (the CLI hands over defaults as text). */
+function raw(source: ConfigSource, key: string): string | undefined {
+  const value = source(key);
+  return value === undefined || value.trim() === "" ? undefined : value;
+}
+
 function region(source: ConfigSource, env: NodeJS.ProcessEnv): string {
   // The stacks use the default AWS provider, which reads only `aws:region` (or, failing that, the
   // environment). `aws_region` is the original program's key: accepted when it agrees, and pointed at
   // `aws:region` otherwise, so the program never deploys to a region other than the one configured.
-  const fromProvider = source("aws:region");
-  const legacy = source("aws_region");
-  if (legacy !== undefined && fromProvider === undefined) {
-    throw new ConfigError("aws_region", legacy, `the AWS provider reads aws:region; run: pulumi config set aws:region ${legacy}`);
+  const fromProvider = raw(source, "aws:region");
+  const legacy = raw(source, "aws_region");
+  if (legacy !== undefined && legacy !== fromProvider) {
+    const allowed = fromProvider === undefined
+      ? "the AWS provider reads only aws:region"
+      : `the AWS provider deploys to aws:region (${fromProvider}); aws_region must be empty or the same`;
+    throw new ConfigError("aws_region", legacy, allowed, `pulumi config set aws:region ${legacy}`);
   }
-  if (legacy !== undefined && fromProvider !== undefined && legacy !== fromProvider) {
-    throw new ConfigError("aws_region", legacy, `it must equal aws:region (${fromProvider}) or be removed: pulumi config rm aws_region`);
-  }
-  const value = fromProvider ?? env.AWS_REGION ?? env.AWS_DEFAULT_REGION;
+  const value = fromProvider ?? (env.AWS_REGION || undefined) ?? (env.AWS_DEFAULT_REGION || undefined);
   if (value === undefined) {
-    throw new ConfigError("aws:region", "", "no region is configured; run: pulumi config set aws:region us-east-2");
+    throw new ConfigError("aws:region", "", "no region is configured", "pulumi config set aws:region us-east-2");
   }
   if (!/^[a-z]{2}(-gov|-iso[a-z]?)?-[a-z]+-\d$/.test(value)) {
     throw new ConfigError("aws:region", value, "expected an AWS region name such as us-east-2");
@@ -142,41 +191,37 @@ function region(source: ConfigSource, env: NodeJS.ProcessEnv): string {
   return value;
 }
 
-function integer(source: ConfigSource, key: string, fallback: number, min: number, max: number): number {
-  return optionalInteger(source, key, min, max) ?? fallback;
-}
-
-function optionalInteger(source: ConfigSource, key: string, min: number, max: number): number | undefined {
-  const raw = source(key);
-  if (raw === undefined || raw.trim() === "") return undefined;
-  const allowed = `expected a whole number from ${min} to ${max}`;
-  if (!/^\s*-?\d+\s*$/.test(raw)) throw new ConfigError(key, raw, allowed);
-  const value = Number(raw);
-  if (value < min || value > max) throw new ConfigError(key, raw, allowed);
-  return value;
-}
-
-function logRetention(source: ConfigSource): number {
-  const key = "lambda_log_retention";
-  const value = integer(source, key, 14, 1, 3653);
-  if (!LOG_RETENTION_DAYS.includes(value)) {
-    throw new ConfigError(key, String(value), `CloudWatch Logs accepts only ${LOG_RETENTION_DAYS.join(", ")} days`);
+function integer(source: ConfigSource, key: ConfigKey): number {
+  const spec: ConfigKeySpec = CONFIG_KEYS[key];
+  if (spec.type !== "integer") throw new TypeError(`${key} is not an integer key`);
+  const text = raw(source, key);
+  if (text === undefined) return spec.default;
+  const unset = spec.unset === undefined ? "" : `, or ${spec.unset} for none`;
+  const allowed = spec.values
+    ? `expected one of ${spec.values.join(", ")}`
+    : `expected a whole number from ${spec.min} to ${spec.max}${unset}`;
+  if (!/^\s*[-+]?\d+\s*$/.test(text)) throw new ConfigError(key, text, allowed);
+  const value = Number(text);
+  if (value === spec.unset) return value;
+  if (value < spec.min || value > spec.max || (spec.values && !spec.values.includes(value))) {
+    throw new ConfigError(key, text, allowed);
   }
   return value;
 }
 
-function oneOf<T extends string>(source: ConfigSource, key: string, allowed: readonly T[], fallback: T): T {
-  const raw = source(key);
-  if (raw === undefined || raw === "") return fallback;
-  if (!(allowed as readonly string[]).includes(raw)) {
-    throw new ConfigError(key, raw, `expected one of ${allowed.join(", ")}`);
-  }
-  return raw as T;
+function oneOf(source: ConfigSource, key: ConfigKey): string {
+  const spec: ConfigKeySpec = CONFIG_KEYS[key];
+  if (spec.type !== "string" || !spec.values) throw new TypeError(`${key} is not an enumerated key`);
+  const text = raw(source, key);
+  if (text === undefined) return spec.default;
+  if (!spec.values.includes(text)) throw new ConfigError(key, text, `expected one of ${spec.values.join(", ")}`);
+  return text;
 }
 
-function nonEmpty(source: ConfigSource, key: string, fallback: string): string {
-  const raw = source(key);
-  if (raw === undefined) return fallback;
-  if (raw.trim() === "" || /\s/.test(raw)) throw new ConfigError(key, raw, "expected an image name without spaces");
-  return raw;
+function imageName(source: ConfigSource, key: ConfigKey): string {
+  const spec: ConfigKeySpec = CONFIG_KEYS[key];
+  const text = source(key);
+  if (text === undefined) return String(spec.default);
+  if (text.trim() === "" || /\s/.test(text)) throw new ConfigError(key, text, `expected an image name without spaces, or ${AUTO}`);
+  return text;
 }

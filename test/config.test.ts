@@ -49,7 +49,7 @@ describe("loadConfig", () => {
     ["lambda_memory", "1.5", /lambda_memory="1.5".*whole number/],
     ["lambda_timeout", "0", /lambda_timeout="0".*from 1 to 900/],
     ["lambda_timeout", "ten", /lambda_timeout="ten"/],
-    ["lambda_log_retention", "13", /lambda_log_retention="13".*accepts only 1, 3, 5, 7, 14/],
+    ["lambda_log_retention", "13", /lambda_log_retention="13".*one of 1, 3, 5, 7, 14/],
     ["function_url_auth", "OPEN", /function_url_auth="OPEN".*one of AWS_IAM, NONE/],
     ["lambda_architecture", "x86", /lambda_architecture="x86".*one of x86_64, arm64/],
     ["output_bucket_lifecycle_days", "0", /output_bucket_lifecycle_days="0"/],
@@ -58,7 +58,8 @@ describe("loadConfig", () => {
     ["codebuild_max_retries", "0", /codebuild_max_retries="0"/],
     ["codebuild_timeout_minutes", "1", /codebuild_timeout_minutes="1".*from 5 to 480/],
     ["lambda_ephemeral_storage", "256", /lambda_ephemeral_storage="256".*from 512 to 10240/],
-    ["lambda_reserved_concurrency", "-1", /lambda_reserved_concurrency="-1"/],
+    ["lambda_reserved_concurrency", "0", /lambda_reserved_concurrency="0".*from 1 to 1000, or -1 for none/],
+    ["lambda_reserved_concurrency", "-2", /lambda_reserved_concurrency="-2"/],
     ["download_url_expiry_seconds", "999999", /download_url_expiry_seconds="999999".*604800/],
     ["codebuild_image", "my image", /codebuild_image="my image"/],
   ])("rejects %s=%s naming the key, the value and what is allowed", (key, value, message) => {
@@ -68,6 +69,30 @@ describe("loadConfig", () => {
 
   it("tells how to fix a bad value", () => {
     expect(() => load({ lambda_memory: "99999" })).toThrow("pulumi config set lambda_memory <value>");
+  });
+
+  it("reads the CLI's defaults for optional keys as unset: -1, auto and empty", () => {
+    const config = load({ lambda_reserved_concurrency: "-1", codebuild_compute_type: "auto", codebuild_image: "auto", aws_region: "" });
+    expect(config).toMatchObject({
+      lambdaReservedConcurrency: undefined, codebuildComputeType: "BUILD_GENERAL1_MEDIUM", codebuildImage: "aws/codebuild/standard:7.0", region: "us-east-2",
+    });
+  });
+
+  it.each([
+    [{ lambda_memory: "1" }],
+    [{ aws_region: "eu-west-1" }],
+    [{ "aws:region": "" }],
+    [{ "aws:region": "Ohio" }],
+    [{ lambda_log_retention: "2" }],
+  ])("names exactly one fix for %j", (values) => {
+    let message = "";
+    try {
+      loadConfig(from(values), names, {});
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message.match(/pulumi config/g)).toHaveLength(1);
+    expect(message).toMatch(/Fix it with: pulumi config set \S+ \S+$/);
   });
 
   describe("region", () => {
@@ -84,12 +109,14 @@ describe("loadConfig", () => {
     });
 
     it("rejects aws_region that disagrees with aws:region", () => {
-      expect(() => loadConfig(from({ aws_region: "eu-west-1", "aws:region": "us-east-2" }), names, {})).toThrow(/must equal aws:region \(us-east-2\)/);
+      expect(() => loadConfig(from({ aws_region: "eu-west-1", "aws:region": "us-east-2" }), names, {})).toThrow(
+        'aws_region="eu-west-1": the AWS provider deploys to aws:region (us-east-2); aws_region must be empty or the same. Fix it with: pulumi config set aws:region eu-west-1',
+      );
       expect(loadConfig(from({ aws_region: "us-east-2", "aws:region": "us-east-2" }), names, {}).region).toBe("us-east-2");
     });
 
     it("says how to set a region when none is configured", () => {
-      expect(() => loadConfig(from({}), names, {})).toThrow(/no region is configured; run: pulumi config set aws:region us-east-2/);
+      expect(() => loadConfig(from({}), names, {})).toThrow('aws:region="": no region is configured. Fix it with: pulumi config set aws:region us-east-2');
     });
 
     it("carries aws:profile along for the build runner", () => {

@@ -1,4 +1,5 @@
 import * as pulumi from "@pulumi/pulumi";
+import { applyProjectConfig, repoProject, repoStackConfig } from "./pulumi-cli-config";
 
 /** A resource the program registered, as the engine would have seen it. */
 export interface RecordedResource {
@@ -26,11 +27,15 @@ export const FAKE_RUNNER_STDOUT = [
 /**
  * Installs Pulumi mocks that record every resource, answer with realistic ids/ARNs/URLs, and throw on
  * any provider function the program is not expected to call.
+ *
+ * The program gets its configuration the way the Pulumi CLI would hand it over: this repository's
+ * Pulumi.yaml applied to the stack's settings file (Pulumi.<stack>.yaml, if any) plus `config`, with
+ * the CLI's own checks (see ./pulumi-cli-config), so a Pulumi.yaml the CLI refuses fails here too.
  */
 export async function installMocks(options: { config?: Record<string, string>; preview?: boolean; stack?: string } = {}): Promise<RecordedResource[]> {
   const stack = options.stack ?? "dev";
   const resources: RecordedResource[] = [];
-  pulumi.runtime.setAllConfig({ "aws:region": REGION, ...options.config });
+  pulumi.runtime.setAllConfig(applyProjectConfig(repoProject(), stack, { ...repoStackConfig(stack), ...options.config }));
   await pulumi.runtime.setMocks(
     {
       newResource(args: pulumi.runtime.MockResourceArgs) {
