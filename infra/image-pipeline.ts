@@ -8,7 +8,7 @@ import { createBuildContextArchive } from "./build-context";
 import { parseRunnerOutput } from "./runner-output";
 import { CACHE_TAG, createBuildspec, renderBuildspec } from "./buildspec";
 import { assumableBy, policyJson } from "./iam";
-import { buildProjectName, repositoryName } from "./naming";
+import { buildLogGroupName, buildProjectName, repositoryName } from "./naming";
 
 /** Where the Pulumi program lives: the build context and the runner are found relative to it. */
 export const PROJECT_ROOT = path.resolve(__dirname, "..");
@@ -19,6 +19,8 @@ export const SOURCE_KEY = "source.zip";
 /** Everything the rest of the stack needs from the image build. */
 export interface ImagePipeline {
   readonly repository: aws.ecr.Repository;
+  /** Where CodeBuild writes the build logs, with the stack's retention. */
+  readonly buildLogGroup: aws.cloudwatch.LogGroup;
   readonly buildProject: aws.codebuild.Project;
   /** The command that runs the build; its stdout carries the build id and the pushed digest. */
   readonly buildRun: command.local.Command;
@@ -80,15 +82,20 @@ export function createImagePipeline(config: KnockConfig, args: ImagePipelineArgs
   }, opts);
 
   const projectName = buildProjectName(config.stack);
+  // Left to itself, CodeBuild creates /aws/codebuild/<project> on the first build, keeps it forever
+  // and `pulumi destroy` leaves it behind. Owned by the stack, it has a retention and goes with it.
+  const buildLogGroup = new aws.cloudwatch.LogGroup("knock-lambda-build-logs", {
+    name: buildLogGroupName(projectName),
+    retentionInDays: config.lambdaLogRetention,
+  }, opts);
+
   const buildRole = new aws.iam.Role("codebuild-role", { assumeRolePolicy: assumableBy("codebuild.amazonaws.com") }, opts);
-  const caller = aws.getCallerIdentityOutput({}, opts);
-  const partition = aws.getPartitionOutput({}, opts);
-  const buildLogGroupArn = pulumi.interpolate`arn:${partition.partition}:logs:${config.region}:${caller.accountId}:log-group:/aws/codebuild/${projectName}`;
   const buildPolicy = new aws.iam.RolePolicy("codebuild-policy", {
     role: buildRole.id,
     policy: policyJson([
-      // CodeBuild writes the build log to its own group, /aws/codebuild/<project>, and nowhere else.
-      { sid: "WriteOwnBuildLogs", actions: ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], resources: [buildLogGroupArn, pulumi.interpolate`${buildLogGroupArn}:*`] },
+      // CodeBuild writes the build log to the stack's group and nowhere else; the group already
+      // exists, so it needs no logs:CreateLogGroup.
+      { sid: "WriteOwnBuildLogs", actions: ["logs:CreateLogStream", "logs:PutLogEvents"], resources: [buildLogGroup.arn, pulumi.interpolate`${buildLogGroup.arn}:*`] },
       // `docker login` needs a registry token; this action has no resource-level permissions.
       { sid: "GetRegistryToken", actions: ["ecr:GetAuthorizationToken"], resources: ["*"] },
       // Push the image and read/write the layer cache — in this one repository only (the original
@@ -125,6 +132,9 @@ export function createImagePipeline(config: KnockConfig, args: ImagePipelineArgs
         { name: "AWS_DEFAULT_REGION", value: config.region },
       ],
     },
+    // Naming the group here also makes the project (and so every build) wait until the group exists,
+    // so CodeBuild never creates it first.
+    logsConfig: { cloudwatchLogs: { status: "ENABLED", groupName: buildLogGroup.name } },
     source: {
       type: "S3",
       location: pulumi.interpolate`${args.sourceBucket.id}/${SOURCE_KEY}`,
@@ -168,6 +178,7 @@ export function createImagePipeline(config: KnockConfig, args: ImagePipelineArgs
   const result = buildRun.stdout.apply(parseRunnerOutput);
   return {
     repository,
+    buildLogGroup,
     buildProject,
     buildRun,
     imageUri: pulumi.interpolate`${repository.repositoryUrl}@${result.digest}`,

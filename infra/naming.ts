@@ -14,6 +14,11 @@ export function buildProjectName(stack: string): string {
   return `knock-lambda-build-${stack}`.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, 255);
 }
 
+/** The log group CodeBuild writes a project's build logs to unless told otherwise. */
+export function buildLogGroupName(project: string): string {
+  return `/aws/codebuild/${project}`;
+}
+
 /**
  * Function name: `<project>-<stack>` with what Lambda rejects replaced, at most 64 characters. Fixed
  * (not auto-named) because its log group `/aws/lambda/<function>` must exist before the function does.

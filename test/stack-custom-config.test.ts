@@ -47,6 +47,7 @@ describe("non-default configuration", () => {
       environment: { variables: { DOWNLOAD_URL_EXPIRY_SECONDS: "600" } },
     });
     expect(byName(resources, "knock-lambda-logs").inputs.retentionInDays).toBe(30);
+    expect(byName(resources, "knock-lambda-build-logs").inputs.retentionInDays).toBe(30);
   });
 
   it("builds an arm64 image on an ARM build host for an arm64 function", () => {

@@ -37,7 +37,7 @@ describe("resources and their logical names", () => {
       "knock-repo", "knock-repo-lifecycle", "knock-source-bucket", "source-code", "knock-output-bucket",
       "knock-output-bucket-lifecycle", "codebuild-role", "codebuild-policy", "knock-lambda-build",
       "knock-lambda-build-run", "knock-lambda-role", "knock-lambda-policy", "knock-lambda-s3-policy",
-      "knock-lambda-logs", "knock-lambda", "knock-lambda-url", "knock-device-bucket",
+      "knock-lambda-logs", "knock-lambda", "knock-lambda-url", "knock-device-bucket", "knock-lambda-build-logs",
     ]) {
       expect(names).toContain(expected);
     }
@@ -208,6 +208,16 @@ describe("least privilege", () => {
   it("grants nothing on * except ecr:GetAuthorizationToken", () => {
     const wildcard = allStatements().filter((s) => ([] as string[]).concat(s.Resource).includes("*"));
     expect(wildcard.map((s) => s.Action)).toEqual([["ecr:GetAuthorizationToken"]]);
+  });
+
+  it("owns CodeBuild's log group, with the logs' retention, so destroy removes it and the build never creates it", () => {
+    expect(byName(resources, "knock-lambda-build-logs").inputs).toMatchObject({ name: "/aws/codebuild/knock-lambda-build-dev", retentionInDays: 14 });
+    // The project names the group (data, so the group exists before any build), and CodeBuild may not create one.
+    expect(byName(resources, "knock-lambda-build").inputs.logsConfig).toMatchObject({
+      cloudwatchLogs: { status: "ENABLED", groupName: "/aws/codebuild/knock-lambda-build-dev" },
+    });
+    const actions = policyOf(byName(resources, "codebuild-policy")).Statement.flatMap((s) => s.Action);
+    expect(actions).not.toContain("logs:CreateLogGroup");
   });
 
   it("lets CodeBuild write only its own log group, push only to this repository and read only source.zip", () => {
