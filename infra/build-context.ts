@@ -1,6 +1,6 @@
 // The Docker build context shipped to CodeBuild as `source.zip`, and its SHA-256: the trigger that
-// re-runs the remote image build (SPEC §6). The original zipped the whole project root and keyed the
-// rebuild on an always-empty S3 version id (SPEC §9 items 1 and 3), so the two properties that matter
+// re-runs the remote image build. The original zipped the whole project root and keyed the
+// rebuild on an always-empty S3 version id, so the two properties that matter
 // here are *scope* (only the build context) and *determinism* (the bytes depend on file content,
 // names and the exec bit, and on nothing else: not mtimes, umask, listing order, time zone, host
 // path or the zlib build of the machine).

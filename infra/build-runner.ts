@@ -4,9 +4,10 @@
 //
 // It starts the CodeBuild project, follows the build, and on success ends its stdout with the pushed
 // image digest, which the Pulumi program turns into the function's image URI. It needs Node only —
-// no AWS CLI, bash or jq on the deployer's machine (SPEC §9 item 11) — and takes every parameter from
+// no AWS CLI, bash or jq on the deployer's machine, as the original needed — and takes every parameter from
 // the environment, so nothing is ever spliced into a shell line. The digest travels through this
-// process's own stdout, never a shared temp file, and there is no fallback tag (SPEC §9 item 2).
+// process's own stdout, never a shared temp file, and there is no fallback tag (the original
+// shared a temp file between stacks and fell back to `:latest`).
 //
 // Importing this module has no side effects: tests and index.ts use its pure helpers.
 

@@ -1,4 +1,4 @@
-// The build-context archive is the image build's trigger (SPEC §6, §9 items 1 and 3): these tests
+// The build-context archive is the image build's trigger: these tests
 // prove that its bytes follow the content (names, bytes, exec bit) and nothing else, and that what
 // CodeBuild unpacks is exactly the `lambda/` context. The zip is read back with a small reader of
 // the central directory written here and with the machine's own unzip tool, never through the

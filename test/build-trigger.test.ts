@@ -9,7 +9,7 @@ import { PROJECT_ROOT, createImagePipeline } from "../infra/image-pipeline";
 import { createStorage } from "../infra/storage";
 import { installMocks, settled, type RecordedResource } from "./support/pulumi-mocks";
 
-// The build trigger is the whole point of SPEC §6/§9.1: it must follow the build context's content
+// The build trigger must follow the build context's content
 // and nothing else. These tests evaluate the program repeatedly and compare what it registers.
 
 let resources: RecordedResource[];
