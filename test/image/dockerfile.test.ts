@@ -205,9 +205,15 @@ function runtimeProblems(text: string): string[] {
 
   const entrypoint = DockerfileParser.parse(text).getENTRYPOINTs().at(-1);
   const cmd = DockerfileParser.parse(text).getCMDs().at(-1);
+  // Lambda leaves _HANDLER unset for an image and aws-lambda-ric 4 reads nothing else, so the
+  // client cannot be the ENTRYPOINT itself: a script copied into the image must set _HANDLER from
+  // CMD first (test/image/entrypoint.test.ts holds the script to that).
   const entry = entrypoint?.getJSONStrings().map((s) => s.getJSONValue()) ?? [];
-  if (entry.length !== 2 || !/\/node$/.test(entry[0]) || !/aws-lambda-ric\/index\.mjs$/.test(entry[1])) {
-    problems.push(`ENTRYPOINT must run aws-lambda-ric with node in exec form (is ${JSON.stringify(entry)})`);
+  const entryCopy = copies.find((c) => flag(c, "from") === undefined && c.getArguments().map((a) => a.getValue()).at(-1) === entry[0]);
+  if (entry.length !== 1 || !entry[0].startsWith("/") || !entryCopy) {
+    problems.push(`ENTRYPOINT must be one script copied into the image, in exec form (is ${JSON.stringify(entry)})`);
+  } else if ((parseInt(flag(entryCopy, "chmod") ?? "0", 8) & 0o005) !== 0o005) {
+    problems.push(`the entrypoint script must be readable and executable by any user (COPY --chmod=${flag(entryCopy, "chmod") ?? "unset"})`);
   }
   const command = cmd?.getJSONStrings().map((s) => s.getJSONValue()) ?? [];
   if (JSON.stringify(command) !== JSON.stringify(["handler.handler"])) problems.push(`CMD must be ["handler.handler"] (is ${JSON.stringify(command)})`);
@@ -292,11 +298,14 @@ describe("lambda/Dockerfile", () => {
     ]);
   });
 
-  it("works as Lambda runs it: any user, read-only image, ric entrypoint, handler.handler", () => {
+  it("works as Lambda runs it: any user, read-only image, an entrypoint script in exec form, handler.handler", () => {
     expect(runtimeProblems(dockerfile)).toEqual([]);
     expect(runtimeProblems(mutate(dockerfile, "HOME=/tmp", "HOME=/root"))).toHaveLength(1);
     expect(runtimeProblems(mutate(dockerfile, "--chmod=0644", "--chmod=0600"))).toHaveLength(1);
-    expect(runtimeProblems(mutate(dockerfile, /\["\/usr\/local\/bin\/node", [^\]]+\]/, '["/usr/local/bin/npx", "aws-lambda-ric"]'))).toHaveLength(1);
+    // The defect this replaced: the client as ENTRYPOINT dies at init with "_HANDLER environment variable is not set".
+    expect(runtimeProblems(mutate(dockerfile, 'ENTRYPOINT ["/lambda-entrypoint.sh"]', 'ENTRYPOINT ["/usr/local/bin/node", "/opt/ric/node_modules/aws-lambda-ric/index.mjs"]'))).toHaveLength(1);
+    expect(runtimeProblems(mutate(dockerfile, 'ENTRYPOINT ["/lambda-entrypoint.sh"]', "ENTRYPOINT /lambda-entrypoint.sh"))).toHaveLength(1);
+    expect(runtimeProblems(mutate(dockerfile, "--chmod=0755 lambda-entrypoint.sh", "--chmod=0744 lambda-entrypoint.sh"))).toHaveLength(1);
     expect(runtimeProblems(mutate(dockerfile, 'CMD ["handler.handler"]', 'CMD ["index.handler"]'))).toHaveLength(1);
     expect(runtimeProblems(mutate(dockerfile, " libpugixml1v5 zlib1g", " zlib1g"))).toHaveLength(1);
     expect(runtimeProblems(mutate(dockerfile, "COPY --from=tools /opt/libgourou/bin /opt/libgourou/bin", "COPY --from=tools /opt/libgourou/bin /usr/local/bin"))).toHaveLength(1);
@@ -338,7 +347,7 @@ describe("lambda/.dockerignore", () => {
       .flatMap((s) => s.instructions)
       .filter((i) => i.getKeyword() === "COPY" && flag(i, "from") === undefined)
       .flatMap((i) => i.getArguments().map((a) => a.getValue()).filter((a) => !a.startsWith("--")).slice(0, -1));
-    expect(sources).toEqual(expect.arrayContaining(["package.json", "package-lock.json", "src", "runtime/package-lock.json"]));
+    expect(sources).toEqual(expect.arrayContaining(["package.json", "package-lock.json", "src", "runtime/package-lock.json", "lambda-entrypoint.sh"]));
     for (const source of sources) {
       expect(ignored.filter((pattern) => pattern === source || pattern === source.split("/")[0])).toEqual([]);
     }
