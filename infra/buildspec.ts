@@ -6,6 +6,16 @@ export const DIGEST_VARIABLE = "IMAGE_DIGEST";
 /** Tag of the BuildKit layer cache kept in the image repository itself (no second repository to manage). */
 export const CACHE_TAG = "buildcache";
 
+/**
+ * The BuildKit daemon image the docker-container builder runs. Without `--driver-opt image=`, buildx
+ * pulls `moby/buildkit:buildx-stable-1` from Docker Hub, and anonymous pulls from CodeBuild's shared
+ * addresses hit Docker Hub's rate limit (`toomanyrequests`); AWS's public ECR mirror has no such limit
+ * for pulls from inside AWS. Pinned to a released BuildKit (v0.33.0, 2026-09) rather than the moving
+ * `buildx-stable-1` tag so that a BuildKit release cannot change a build whose inputs did not change;
+ * bump it deliberately.
+ */
+export const BUILDKIT_IMAGE = "public.ecr.aws/vend/moby/buildkit:v0.33.0";
+
 /** The Docker platform the image is built for, which must match the function's architecture. */
 export function dockerPlatform(architecture: LambdaArchitecture): "linux/amd64" | "linux/arm64" {
   return architecture === "arm64" ? "linux/arm64" : "linux/amd64";
@@ -49,7 +59,7 @@ export function createBuildspec(architecture: LambdaArchitecture): Buildspec {
           // pipefail: a failed token fetch must fail the step, not feed an empty password to docker.
           'set -o pipefail; aws ecr get-login-password --region "$AWS_DEFAULT_REGION" | docker login --username AWS --password-stdin "${ECR_REPOSITORY_URI%%/*}"',
           // The registry cache exporter needs a docker-container builder; the default docker driver cannot export it.
-          "docker buildx create --name knock-builder --driver docker-container --use",
+          `docker buildx create --name knock-builder --driver docker-container --driver-opt image=${BUILDKIT_IMAGE} --use`,
           "docker buildx inspect --bootstrap",
         ],
       },

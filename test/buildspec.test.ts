@@ -3,10 +3,39 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { CACHE_TAG, DIGEST_VARIABLE, createBuildspec, dockerPlatform, renderBuildspec } from "../infra/buildspec";
+import { BUILDKIT_IMAGE, CACHE_TAG, DIGEST_VARIABLE, createBuildspec, dockerPlatform, renderBuildspec } from "../infra/buildspec";
 
 const DIGEST = `sha256:${"0123456789abcdef".repeat(4)}`;
 const REPO = "123456789012.dkr.ecr.us-east-2.amazonaws.com/knock-lambda-dev";
+
+/** Absolute path of `tool` on `searchPath` (the way a shell looks it up), or a failure naming it. */
+function toolPath(tool: string, searchPath = process.env.PATH ?? ""): string {
+  for (const dir of searchPath.split(path.delimiter).filter(Boolean)) {
+    const candidate = path.join(dir, tool);
+    try {
+      fs.accessSync(candidate, fs.constants.X_OK);
+      if (fs.statSync(candidate).isFile()) return candidate;
+    } catch {
+      // not here; keep looking
+    }
+  }
+  throw new Error(`${tool} is not on PATH; the buildspec tests need it (install ${tool})`);
+}
+
+/**
+ * Runs bash so that nothing from the machine it runs on can change what the commands do.
+ *
+ * bash reads start-up files even when it is not interactive (bash manual, "Bash Startup Files"):
+ * `$BASH_ENV` for any non-interactive shell, and `~/.bashrc` when it thinks it was started by a
+ * remote shell daemon — which bash decides from its standard input being a socket (shell.c,
+ * `isnetconn`) with SHLVL unset or 0, exactly what Node's stdio pipes (socket pairs) and a CI
+ * runner give it. A `.bashrc` that puts a real `aws` first on PATH then replaces the stand-in. So:
+ * `--norc --noprofile`, stdin from /dev/null, and an environment built from nothing (no BASH_ENV,
+ * ENV, SHELLOPTS, exported functions or HOME of the user's).
+ */
+function hermeticBash(args: string[], env: Record<string, string>, bash = toolPath("bash")) {
+  return spawnSync(bash, ["--noprofile", "--norc", ...args], { encoding: "utf8", env, stdio: ["ignore", "pipe", "pipe"] });
+}
 
 describe("the buildspec", () => {
   const spec = JSON.parse(renderBuildspec(createBuildspec("x86_64")));
@@ -38,13 +67,17 @@ describe("the buildspec", () => {
     expect(build).not.toContain("--build-arg");
   });
 
-  it("uses a docker-container builder (the registry cache exporter needs one)", () => {
-    expect(spec.phases.pre_build.commands).toContain("docker buildx create --name knock-builder --driver docker-container --use");
+  it("uses a docker-container builder (the registry cache exporter needs one) running a pinned BuildKit from public ECR", () => {
+    expect(spec.phases.pre_build.commands).toContain(
+      `docker buildx create --name knock-builder --driver docker-container --driver-opt image=${BUILDKIT_IMAGE} --use`,
+    );
+    // A released version, not the moving buildx-stable-1 tag buildx would otherwise pull (from Docker Hub).
+    expect(BUILDKIT_IMAGE).toMatch(/^public\.ecr\.aws\/vend\/moby\/buildkit:v\d+\.\d+\.\d+$/);
   });
 
   it("has commands that bash can parse", () => {
     for (const command of [...spec.phases.pre_build.commands, ...spec.phases.build.commands]) {
-      const result = spawnSync("bash", ["-n", "-c", command], { encoding: "utf8" });
+      const result = hermeticBash(["-n", "-c", command], {});
       expect(result.stderr, command).toBe("");
       expect(result.status, command).toBe(0);
     }
@@ -55,17 +88,36 @@ describe("the buildspec", () => {
 // command), with `aws` and `docker` replaced by small scripts that behave like them: a real login
 // pipe, a real buildx metadata file. Proves the digest really ends up in the exported variable.
 describe("running the buildspec's commands", () => {
-  let work: string;
-  afterEach(() => { if (work) fs.rmSync(work, { recursive: true, force: true }); });
+  const scratch: string[] = [];
+  afterEach(() => { for (const dir of scratch.splice(0)) fs.rmSync(dir, { recursive: true, force: true }); });
 
-  function runPhases(metadata: string | undefined, loginFails = false) {
-    work = fs.mkdtempSync(path.join(os.tmpdir(), "knock-buildspec-"));
+  function tempDir(prefix: string): string {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+    scratch.push(dir);
+    return dir;
+  }
+
+  /**
+   * Runs both phases against the stand-ins. `ambient` is the environment of the machine running the
+   * tests: it is used only to find bash and the real tools the commands need (jq, cat), which are
+   * linked beside the stand-ins so that PATH can name that one directory.
+   */
+  function runPhases(metadata: string | undefined, options: { loginFails?: boolean; ambient?: NodeJS.ProcessEnv } = {}) {
+    const ambientPath = (options.ambient ?? process.env).PATH ?? "";
+    const bash = toolPath("bash", ambientPath);
+    const work = tempDir("knock-buildspec-");
     const bin = path.join(work, "bin");
+    const home = path.join(work, "home");
     fs.mkdirSync(bin);
+    fs.mkdirSync(home);
+    for (const tool of ["jq", "cat"]) fs.symlinkSync(toolPath(tool, ambientPath), path.join(bin, tool));
     const log = path.join(work, "calls.log");
-    fs.writeFileSync(path.join(bin, "aws"), `#!/bin/sh\necho "aws $*" >> "${log}"\n${loginFails ? "exit 255" : "echo token-123"}\n`, { mode: 0o755 });
+    // `aws ecr get-login-password` prints the token on stdout; the CLI exits 255 on a failed call.
+    fs.writeFileSync(path.join(bin, "aws"), `#!/bin/sh\necho "aws $*" >> "${log}"\n${options.loginFails ? "exit 255" : "echo token-123"}\n`, { mode: 0o755 });
+    // `docker login --password-stdin` refuses an empty password; `buildx build --metadata-file` writes
+    // the build result (containerimage.digest) as JSON to that file.
     fs.writeFileSync(path.join(bin, "docker"), [
-      "#!/bin/bash",
+      `#!${bash}`,
       `echo "docker $*" >> "${log}"`,
       'if [ "$1" = login ]; then pw=$(cat); [ -n "$pw" ] || { echo "empty password" >&2; exit 1; }; fi',
       'if [ "$1 $2" = "buildx build" ]; then',
@@ -76,18 +128,25 @@ describe("running the buildspec's commands", () => {
     const spec = createBuildspec("x86_64");
     const commands = [...spec.phases.pre_build.commands, ...spec.phases.build.commands];
     const script = ["set -e", ...commands, `echo "EXPORTED ${DIGEST_VARIABLE}=$${DIGEST_VARIABLE}"`].join("\n");
-    const result = spawnSync("bash", ["-c", script], {
-      encoding: "utf8",
-      env: { ...process.env, ...spec.env.variables, PATH: `${bin}:${process.env.PATH}`, ECR_REPOSITORY_URI: REPO, AWS_DEFAULT_REGION: "us-east-2", CODEBUILD_BUILD_NUMBER: "7" },
-    });
+    const result = hermeticBash(["-c", script], {
+      PATH: bin,
+      HOME: home,
+      LC_ALL: "C",
+      ...spec.env.variables,
+      ECR_REPOSITORY_URI: REPO,
+      AWS_DEFAULT_REGION: "us-east-2",
+      CODEBUILD_BUILD_NUMBER: "7",
+    }, bash);
     return { ...result, calls: fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "" };
   }
 
   it("logs in to the repository's registry, builds, and exports the pushed digest", () => {
     const result = runPhases(JSON.stringify({ "containerimage.digest": DIGEST, "image.name": `${REPO}:latest` }));
+    expect(result.stderr).toBe("");
     expect(result.status).toBe(0);
     expect(result.stdout).toContain(`EXPORTED ${DIGEST_VARIABLE}=${DIGEST}`);
     expect(result.calls).toContain("docker login --username AWS --password-stdin 123456789012.dkr.ecr.us-east-2.amazonaws.com\n");
+    expect(result.calls).toContain(`docker buildx create --name knock-builder --driver docker-container --driver-opt image=${BUILDKIT_IMAGE} --use\n`);
     expect(result.calls).toContain(`--tag ${REPO}:build-7`);
   });
 
@@ -99,8 +158,39 @@ describe("running the buildspec's commands", () => {
   });
 
   it("fails at login when the registry token cannot be fetched", () => {
-    const result = runPhases(JSON.stringify({ "containerimage.digest": DIGEST }), true);
+    const result = runPhases(JSON.stringify({ "containerimage.digest": DIGEST }), { loginFails: true });
     expect(result.status).not.toBe(0);
     expect(result.calls).not.toContain("buildx build");
+  });
+
+  it("runs the stand-ins even on a machine whose ~/.bashrc and BASH_ENV put a real aws first on PATH", () => {
+    // Prepare: a machine whose start-up files prepend an `aws` that records being run and fails.
+    const machine = tempDir("knock-hostile-home-");
+    const hostileBin = path.join(machine, "bin");
+    const marker = path.join(machine, "hostile-aws-ran");
+    fs.mkdirSync(hostileBin);
+    fs.writeFileSync(path.join(hostileBin, "aws"), `#!/bin/sh\necho "$*" >> "${marker}"\nexit 42\n`, { mode: 0o755 });
+    const prepend = `export PATH="${hostileBin}:$PATH"\n`;
+    fs.writeFileSync(path.join(machine, ".bashrc"), prepend);
+    fs.writeFileSync(path.join(machine, "env.sh"), prepend);
+    const ambient: NodeJS.ProcessEnv = { ...process.env, HOME: machine, BASH_ENV: path.join(machine, "env.sh"), ENV: path.join(machine, "env.sh") };
+    delete ambient.SHLVL; // as under a CI runner or an IDE, where bash takes a socket stdin for rshd
+
+    // Control: bash started the ordinary way on this machine does run the hostile aws, so the
+    // machine below really is hostile and the assertions after it can fail.
+    const control = spawnSync("bash", ["-c", "aws ecr get-login-password"], { encoding: "utf8", env: ambient });
+    expect(control.status).toBe(42);
+    expect(fs.readFileSync(marker, "utf8")).toContain("ecr get-login-password");
+    fs.rmSync(marker);
+
+    // Act
+    const result = runPhases(JSON.stringify({ "containerimage.digest": DIGEST }), { ambient });
+
+    // Assess
+    expect(result.stderr).toBe("");
+    expect(result.status).toBe(0);
+    expect(result.calls).toContain('aws ecr get-login-password --region us-east-2\n');
+    expect(result.stdout).toContain(`EXPORTED ${DIGEST_VARIABLE}=${DIGEST}`);
+    expect(fs.existsSync(marker)).toBe(false);
   });
 });
