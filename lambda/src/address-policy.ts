@@ -1,70 +1,49 @@
-import { BlockList, isIP } from "node:net";
+import ipaddr from "ipaddr.js";
 
 /**
- * Ranges an `acsm_url` must never reach: a Lambda function can talk to its VPC, the instance
- * metadata endpoint (169.254.169.254) and localhost, and a URL must not turn it into a proxy for those.
- */
-const blocked = new BlockList();
-for (const [net, prefix] of [
-  ["0.0.0.0", 8], // "this network"
-  ["10.0.0.0", 8], // private
-  ["100.64.0.0", 10], // carrier-grade NAT
-  ["127.0.0.0", 8], // loopback
-  ["169.254.0.0", 16], // link-local, incl. instance metadata
-  ["172.16.0.0", 12], // private
-  ["192.0.0.0", 24], // IETF protocol assignments
-  ["192.0.2.0", 24], // documentation
-  ["192.168.0.0", 16], // private
-  ["198.18.0.0", 15], // benchmarking
-  ["198.51.100.0", 24], // documentation
-  ["203.0.113.0", 24], // documentation
-  ["224.0.0.0", 4], // multicast
-  ["240.0.0.0", 4], // reserved, broadcast
-] as const) {
-  blocked.addSubnet(net, prefix, "ipv4");
-}
-for (const [net, prefix] of [
-  ["::", 128], // unspecified
-  ["::1", 128], // loopback
-  ["64:ff9b::", 96], // NAT64: may translate to any IPv4, including private ones
-  ["64:ff9b:1::", 48], // local-use NAT64
-  ["100::", 64], // discard
-  ["2001:db8::", 32], // documentation
-  ["2002::", 16], // 6to4: embeds an arbitrary IPv4
-  ["fc00::", 7], // unique local
-  ["fe80::", 10], // link-local
-  ["fec0::", 10], // old site-local
-  ["ff00::", 8], // multicast
-] as const) {
-  blocked.addSubnet(net, prefix, "ipv6");
-}
-
-/** Extracts the IPv4 address of an IPv4-mapped IPv6 address (`::ffff:a.b.c.d` or `::ffff:xxxx:xxxx`). */
-function mappedIpv4(address: string): string | undefined {
-  const lower = address.toLowerCase();
-  const dotted = /^(?:0{0,4}:){0,5}:?ffff:(\d+\.\d+\.\d+\.\d+)$/.exec(lower);
-  if (dotted) return dotted[1];
-  const hex = /^(?:0{0,4}:){0,5}:?ffff:([0-9a-f]{1,4}):([0-9a-f]{1,4})$/.exec(lower);
-  if (hex) {
-    const hi = parseInt(hex[1], 16);
-    const lo = parseInt(hex[2], 16);
-    return `${hi >> 8}.${hi & 255}.${lo >> 8}.${lo & 255}`;
-  }
-  return undefined;
-}
-
-/**
- * True when `address` (an IP literal) is a public unicast address the service may connect to.
- * Anything unparsable counts as not public.
+ * Which addresses the service may connect to on a caller's behalf (`acsm_url`, and every
+ * connection the converter makes: the token's operator URL, the distributor's download links and
+ * every redirect). A Lambda function can reach its VPC, the instance metadata endpoint
+ * (169.254.169.254) and localhost, and a URL must not turn it into a proxy for those.
+ *
+ * The classification is ipaddr.js's table of IANA special-purpose ranges (RFC 6890 and successors):
+ * only its `unicast` class is public. Two additions it does not make on its own:
+ * - IPv6 must also lie in 2000::/3, the only block IANA allocates for global unicast; this refuses
+ *   the deprecated IPv4-compatible form `::a.b.c.d` (::/96, RFC 4291 §2.5.5.1), which ipaddr.js
+ *   otherwise calls unicast when written in hex (`::7f00:1`).
+ * - IPv4-mapped (`::ffff:a.b.c.d`) and IPv4-translated (`::ffff:0:a.b.c.d`, RFC 6145) addresses
+ *   are judged by the IPv4 address they carry, which is where the packets go.
+ * Forms that carry an IPv4 address the network may translate to anything — NAT64 (64:ff9b::/96,
+ * 64:ff9b:1::/48), 6to4 (2002::/16), Teredo (2001::/32) — are refused whatever they embed.
  */
 export function isPublicAddress(address: string): boolean {
   const bare = address.replace(/^\[|\]$/g, "").replace(/%.*$/, "");
-  const family = isIP(bare);
-  if (family === 4) return !blocked.check(bare, "ipv4");
-  if (family === 6) {
-    const v4 = mappedIpv4(bare);
-    if (v4 !== undefined) return !blocked.check(v4, "ipv4");
-    return !blocked.check(bare, "ipv6");
+  if (!ipaddr.isValid(bare)) return false;
+  // ipaddr.isValid also accepts shorthand IPv4 such as "127.1" or "0x7f.1"; those are not what DNS
+  // returns, and refusing them keeps "what was checked" and "what is connected to" the same string.
+  if (!ipaddr.IPv6.isValid(bare) && !ipaddr.IPv4.isValidFourPartDecimal(bare)) return false;
+  const parsed = ipaddr.parse(dottedTailToHex(bare));
+  if (parsed.kind() === "ipv4") return parsed.range() === "unicast";
+  const v6 = parsed as ipaddr.IPv6;
+  const range = v6.range();
+  if (range === "ipv4Mapped" || range === "rfc6145") {
+    const parts = v6.parts;
+    const v4 = new ipaddr.IPv4([parts[6] >> 8, parts[6] & 0xff, parts[7] >> 8, parts[7] & 0xff]);
+    return v4.range() === "unicast";
   }
-  return false;
+  return range === "unicast" && v6.match(GLOBAL_UNICAST);
 }
+
+/**
+ * Rewrites an IPv6 address's dotted IPv4 tail as two hex groups ("::1.2.3.4" → "::102:304").
+ * ipaddr.js 2.5 parses "::a.b.c.d" as if it were "::ffff:a.b.c.d", which is another address;
+ * the hex form is parsed exactly.
+ */
+function dottedTailToHex(address: string): string {
+  const tail = /^(.*:)(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(address);
+  if (!tail) return address;
+  const [a, b, c, d] = tail.slice(2).map(Number);
+  return `${tail[1]}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
+}
+
+const GLOBAL_UNICAST = ipaddr.parseCIDR("2000::/3") as [ipaddr.IPv6, number];

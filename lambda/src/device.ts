@@ -24,14 +24,27 @@ export const DEVICE_OBJECT_KEY = "adept/device.json";
 /** Format tag inside the stored document, so a future layout can be recognised. */
 export const DEVICE_DOCUMENT_FORMAT = "knock-lambda/adept-device/v1";
 
+/** The stored device and the version (S3 ETag) it was read at. */
+export interface VersionedDevice {
+  readonly files: DeviceFiles;
+  readonly etag: string;
+}
+
 /** Persistence of the one shared device. */
 export interface DeviceStore {
   /** The stored device, or undefined when none has been stored yet. */
   load(): Promise<DeviceFiles | undefined>;
-  /** Stores `files` unless a device already exists; false when another writer got there first. */
-  storeIfAbsent(files: DeviceFiles): Promise<boolean>;
-  /** Forgets the stored device (after the server stopped accepting it). */
+  /** Like {@link load}, with the version the device was read at. */
+  loadVersioned(): Promise<VersionedDevice | undefined>;
+  /** Stores `files` unless a device already exists: its version, or undefined when another writer got there first. */
+  storeIfAbsent(files: DeviceFiles): Promise<string | undefined>;
+  /** Forgets the stored device unconditionally (operators, tests). */
   remove(): Promise<void>;
+  /**
+   * Forgets the stored device only if it is still version `etag`: "removed"; "changed" when another
+   * device is stored now; "absent" when none is.
+   */
+  removeIfUnchanged(etag: string): Promise<"removed" | "changed" | "absent">;
 }
 
 /** Serialises a device to the stored JSON document (all three files in one object, written atomically). */
@@ -61,12 +74,16 @@ export function decodeDevice(text: string): DeviceFiles {
 
 /** {@link DeviceStore} backed by one S3 object, created with a conditional write (`If-None-Match: *`). */
 export function s3DeviceStore(s3: S3Client, bucket: string, now: () => Date = () => new Date()): DeviceStore {
-  return {
+  const status = (err: unknown): number | undefined => (err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined);
+  const store: DeviceStore = {
     async load() {
+      return (await store.loadVersioned())?.files;
+    },
+    async loadVersioned() {
       try {
         const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: DEVICE_OBJECT_KEY }));
         const text = await res.Body!.transformToString("utf8");
-        return decodeDevice(text);
+        return { files: decodeDevice(text), etag: res.ETag ?? "" };
       } catch (err) {
         if (err instanceof NoSuchKey || (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404)) {
           return undefined;
@@ -76,7 +93,7 @@ export function s3DeviceStore(s3: S3Client, bucket: string, now: () => Date = ()
     },
     async storeIfAbsent(files) {
       try {
-        await s3.send(
+        const res = await s3.send(
           new PutObjectCommand({
             Bucket: bucket,
             Key: DEVICE_OBJECT_KEY,
@@ -85,19 +102,39 @@ export function s3DeviceStore(s3: S3Client, bucket: string, now: () => Date = ()
             IfNoneMatch: "*",
           }),
         );
-        return true;
+        return res.ETag ?? "";
       } catch (err) {
         // 412: another cold start stored its device first. 409: a concurrent conditional write is
         // still in flight (S3's ConditionalRequestConflict); the caller then loads the winner's.
-        const status = err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
-        if (status === 412 || status === 409) return false;
+        if (status(err) === 412 || status(err) === 409) return undefined;
         throw err;
       }
     },
     async remove() {
       await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: DEVICE_OBJECT_KEY }));
     },
+    async removeIfUnchanged(etag) {
+      // S3 user guide, conditional deletes: DELETE with If-Match: <ETag> answers 412
+      // PreconditionFailed when the current object has another ETag and 404 NoSuchKey when there is
+      // none; 409 ConditionalRequestConflict when a conflicting conditional request is in flight,
+      // to be retried. (Needs s3:GetObject besides s3:DeleteObject; the role has both.)
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: DEVICE_OBJECT_KEY, IfMatch: etag }));
+          return "removed";
+        } catch (err) {
+          if (status(err) === 412) return "changed";
+          if (status(err) === 404 || err instanceof NoSuchKey) return "absent";
+          if (status(err) === 409 && attempt < 5) {
+            await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+            continue;
+          }
+          throw err;
+        }
+      }
+    },
   };
+  return store;
 }
 
 async function writeDeviceDir(root: string, files: DeviceFiles): Promise<string> {
@@ -129,6 +166,8 @@ export class DeviceManager {
   private cachedDir: string | undefined;
   /** Directory to delete with the cache (the activation's parent, or the cache dir itself). */
   private cacheOwner: string | undefined;
+  /** Version of the stored device the cache holds. */
+  private cachedEtag: string | undefined;
 
   constructor(
     private readonly store: DeviceStore,
@@ -138,35 +177,58 @@ export class DeviceManager {
   ) {}
 
   /** Returns a directory holding a complete device; `timeoutMs` bounds an activation if one is needed. */
-  async get(log: Logger, timeoutMs: () => number): Promise<string> {
+  async get(log: Logger, timeoutMs: () => number, env?: NodeJS.ProcessEnv): Promise<string> {
     if (this.cachedDir !== undefined && (await isComplete(this.cachedDir))) return this.cachedDir;
     await mkdir(this.cacheRoot, { recursive: true });
-    const stored = await this.store.load();
+    const stored = await this.store.loadVersioned();
     if (stored !== undefined) {
       log.info("device loaded from store");
-      return this.remember(await writeDeviceDir(this.cacheRoot, stored));
+      return this.remember(await writeDeviceDir(this.cacheRoot, stored.files), stored.etag);
     }
-    const activated = await this.activate(log, timeoutMs());
+    const activated = await this.activate(log, timeoutMs(), env);
     const files = await readDeviceDir(activated);
-    if (await this.store.storeIfAbsent(files)) {
+    const etag = await this.store.storeIfAbsent(files);
+    if (etag !== undefined) {
       log.info("new device activated and stored");
-      return this.remember(activated, dirname(activated));
+      return this.remember(activated, etag, dirname(activated));
     }
     // Another cold start stored its device first: use that one, so all containers share one device.
     await rm(dirname(activated), { recursive: true, force: true });
-    const winner = await this.store.load();
+    const winner = await this.store.loadVersioned();
     if (winner === undefined) {
       throw new ServiceError(500, "DeviceUnavailable", "The shared Adobe device changed during activation; please retry.");
     }
     log.info("device stored concurrently by another invocation; using it");
-    return this.remember(await writeDeviceDir(this.cacheRoot, winner));
+    return this.remember(await writeDeviceDir(this.cacheRoot, winner.files), winner.etag);
   }
 
-  /** Forgets the device everywhere (store and cache), so the next {@link get} activates a new one. */
-  async reset(log: Logger): Promise<void> {
-    log.warn("resetting the stored device");
-    await this.store.remove();
+  /**
+   * Replaces the device the server stopped accepting (E_ADEPT_REQUEST_EXPIRED) and returns the
+   * directory of the device to retry with. Several warm containers can hit this at once: only the
+   * one whose conditional delete (If-Match: the failed device's ETag) succeeds activates a new
+   * device; the others adopt the stored replacement instead of deleting it and activating a third.
+   */
+  async replaceFailed(log: Logger, timeoutMs: () => number, env?: NodeJS.ProcessEnv): Promise<string> {
+    const failed = this.cachedEtag;
     await this.dropCache();
+    if (failed === undefined) return this.get(log, timeoutMs, env);
+    const outcome = await this.store.removeIfUnchanged(failed);
+    if (outcome === "removed") log.warn("removed the stored device the server no longer accepts; activating a new one");
+    else if (outcome === "changed") log.info("the stored device was already replaced by another invocation; using it");
+    else {
+      // Another invocation removed it and is activating the replacement: wait for that one.
+      log.info("the stored device is being replaced by another invocation; waiting for it");
+      const deadline = Date.now() + Math.min(30_000, Math.max(0, timeoutMs() / 2));
+      while (Date.now() < deadline) {
+        const stored = await this.store.loadVersioned();
+        if (stored !== undefined) {
+          await mkdir(this.cacheRoot, { recursive: true });
+          return this.remember(await writeDeviceDir(this.cacheRoot, stored.files), stored.etag);
+        }
+        await new Promise((r) => setTimeout(r, 200));
+      }
+    }
+    return this.get(log, timeoutMs, env);
   }
 
   /** Drops the /tmp copy only (the stored device stays). */
@@ -174,22 +236,24 @@ export class DeviceManager {
     if (this.cacheOwner !== undefined) await rm(this.cacheOwner, { recursive: true, force: true });
     this.cachedDir = undefined;
     this.cacheOwner = undefined;
+    this.cachedEtag = undefined;
   }
 
-  private remember(dir: string, owner: string = dir): string {
+  private remember(dir: string, etag: string, owner: string = dir): string {
     this.cachedDir = dir;
     this.cacheOwner = owner;
+    this.cachedEtag = etag;
     return dir;
   }
 
-  private async activate(log: Logger, timeoutMs: number): Promise<string> {
+  private async activate(log: Logger, timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<string> {
     // adept_activate must get a directory that does not exist yet (it would prompt forever), and a
     // failed activation may leave a partial one: a fresh parent per attempt, removed on failure.
     const parent = await mkdtemp(join(this.cacheRoot, "knock-activate-"));
     const dir = join(parent, "device");
     try {
       log.info("activating a new Adobe device");
-      await runLibgourou(this.toolsDir, "adept_activate", ["-a", "-r", "-O", dir], timeoutMs);
+      await runLibgourou(this.toolsDir, "adept_activate", ["-a", "-r", "-O", dir], timeoutMs, env);
       if (!(await isComplete(dir))) {
         throw new ServiceError(500, "ActivationFailed", "adept_activate reported success but wrote no complete device.");
       }

@@ -104,3 +104,15 @@ export class ToolMissingError extends ServiceError {
     super(500, "ConverterMissing", `The converter tool ${tool} is missing from the deployment image.`);
   }
 }
+
+/** 400: the token (or a link or redirect its server returned) points the converter at a non-public address. */
+export class ForbiddenDestinationError extends ServiceError {
+  constructor(host: string, reason: string) {
+    super(
+      400,
+      "ForbiddenDestination",
+      `The ACSM's server, or a link or redirect it returned, points to ${host}, which ${reason}; the converter only connects to public hosts.`,
+      { refused_host: host },
+    );
+  }
+}

@@ -9,10 +9,11 @@ import { MAX_BODY_BYTES, parseRequest, type AcsmSource } from "./request";
 import { validateAcsm } from "./acsm";
 import { fetchAcsm, systemResolver, type Resolver } from "./fetch-acsm";
 import { DeviceManager, s3DeviceStore, type DeviceStore } from "./device";
-import { convertAcsm, type ConvertedBook } from "./convert";
+import { convertAcsm, downloadName, type ConvertedBook } from "./convert";
 import { s3OutputStore, type OutputStore } from "./output-store";
-import { ServiceError } from "./errors";
-import { runTool } from "./run-tool";
+import { ForbiddenDestinationError, ServiceError } from "./errors";
+import { runTool, toolEnvironment } from "./run-tool";
+import { proxyEnvironment, startEgressProxy, type EgressPolicy } from "./egress-proxy";
 
 /**
  * Where a converted book is stored. The per-request folder keeps books of different callers from
@@ -42,6 +43,13 @@ export interface HandlerDeps {
   readonly resolver?: Resolver;
   /** Which addresses `acsm_url` may reach. @default public unicast only */
   readonly isAllowedAddress?: (address: string) => boolean;
+  /**
+   * Where the converter tools may connect (through the egress proxy).
+   * @default the system resolver and public unicast addresses only
+   */
+  readonly egress?: Partial<EgressPolicy>;
+  /** Variables added to the tools' minimal environment (tests: the stand-in's settings). @default none */
+  readonly toolEnv?: () => Readonly<Record<string, string>>;
   /** Extra CA for `acsm_url` (tests' self-signed server). */
   readonly ca?: string | Buffer;
   /** Root for the per-invocation work directories and the device cache. @default os.tmpdir() (/tmp on Lambda) */
@@ -68,6 +76,20 @@ export function safetyMarginMs(remainingMs: number): number {
 
 function json(statusCode: number, body: unknown): HandlerResult {
   return { statusCode, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+}
+
+/**
+ * Removes absolute file paths from a message meant for the caller. The tools name the files they
+ * fail on (`Invalid ACSM file /tmp/knock-req-…/request.acsm`, `Error : /tmp/knock-devices/…`), and
+ * the function's file layout is nobody else's business. A path is a `/` that starts a word (not the
+ * `//` or path of a URL) followed by at least one more segment.
+ */
+export function redactPaths(message: string): string {
+  return message.replace(/(^|[\s'"(=,;[])\/(?!\/)[^\s'"()<>,;]*\/[^\s'"()<>,;]*/g, "$1<path>");
+}
+
+function redactDetails(details: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(details).map(([k, v]) => [k, typeof v === "string" ? redactPaths(v) : v]));
 }
 
 /** Makes a name safe as the last segment of an S3 key and a download name (no path separators or control characters). */
@@ -134,14 +156,14 @@ export function createHandler(deps: HandlerDeps): (event: unknown, context: Hand
     const filename = safeFileName(book.filename);
     const key = outputKey(requestId, filename);
     await output.upload(key, book.path, book.contentType);
-    const url = await output.presign(key, filename, book.contentType, config.downloadUrlExpirySeconds);
+    const link = await output.presign(key, filename, book.contentType, config.downloadUrlExpirySeconds);
     return {
       filename,
       s3_key: key,
-      download_url: url,
+      download_url: link.url,
       size_bytes: book.sizeBytes,
       content_type: book.contentType,
-      expires_at: new Date(now().getTime() + config.downloadUrlExpirySeconds * 1000).toISOString(),
+      expires_at: link.expiresAt.toISOString(),
     };
   }
 
@@ -172,7 +194,31 @@ export function createHandler(deps: HandlerDeps): (event: unknown, context: Hand
 
       await mkdir(tmpRoot, { recursive: true });
       workDir = await mkdtemp(join(tmpRoot, "knock-req-"));
-      const book = await convertAcsm(acsm, { toolsDir: config.toolsDir, devices, workDir, timeLeftMs, log });
+      // Every connection the tools make goes through this proxy, which applies the same address
+      // policy as acsm_url to the address it actually connects to.
+      const proxy = await startEgressProxy(
+        {
+          resolver: deps.egress?.resolver ?? deps.resolver ?? systemResolver,
+          isAllowedAddress: deps.egress?.isAllowedAddress,
+          route: deps.egress?.route,
+        },
+        log,
+      );
+      let book: ConvertedBook;
+      try {
+        const toolEnv = toolEnvironment({ ...deps.toolEnv?.(), ...proxyEnvironment(proxy.url) });
+        const outputName = downloadName(info.title, info.format);
+        book = await convertAcsm(acsm, { toolsDir: config.toolsDir, devices, workDir, timeLeftMs, log, toolEnv, outputName });
+      } catch (err) {
+        // A tool that failed after the proxy refused one of its destinations failed because of it.
+        const refusal = proxy.refused[0];
+        if (refusal !== undefined && err instanceof ServiceError && err.statusCode >= 500) {
+          throw new ForbiddenDestinationError(refusal.host, refusal.reason);
+        }
+        throw err;
+      } finally {
+        await proxy.close();
+      }
       const file = await store(book, requestId);
       log.info("conversion done", { title: info.title, size_bytes: book.sizeBytes, duration_ms: Date.now() - started });
       return json(200, {
@@ -184,7 +230,12 @@ export function createHandler(deps: HandlerDeps): (event: unknown, context: Hand
     } catch (err) {
       if (err instanceof ServiceError) {
         log.warn("request failed", { status: err.statusCode, error_type: err.errorType, error: err.message });
-        return json(err.statusCode, { error: err.message, error_type: err.errorType, request_id: requestId, ...err.details });
+        return json(err.statusCode, {
+          error: redactPaths(err.message),
+          error_type: err.errorType,
+          request_id: requestId,
+          ...redactDetails(err.details),
+        });
       }
       // Unexpected: details go to the log only; the caller gets a generic message.
       const e = err instanceof Error ? err : new Error(String(err));
@@ -203,13 +254,20 @@ export function createHandler(deps: HandlerDeps): (event: unknown, context: Hand
 let defaultHandler: ReturnType<typeof createHandler> | undefined;
 
 /**
+ * Collaborators the exported entry point's handler is created with, besides its configuration.
+ * Empty in production (the defaults of {@link HandlerDeps}); tests that invoke the entry point set
+ * the converter's egress policy here before its first invocation, so it never needs real DNS.
+ */
+export const entryPointDeps: Partial<Omit<HandlerDeps, "config">> = {};
+
+/**
  * The Lambda entry point (`handler.handler`). Configuration and clients are created on the first
  * invocation and reused while the container stays warm.
  */
 export async function handler(event: unknown, context: Context): Promise<HandlerResult> {
   if (defaultHandler === undefined) {
     try {
-      defaultHandler = createHandler({ config: loadConfig() });
+      defaultHandler = createHandler({ ...entryPointDeps, config: loadConfig() });
     } catch (err) {
       // A deployment mistake, not the caller's: answer in the service's error shape (never a
       // runtime stack trace) and try again on the next invocation.

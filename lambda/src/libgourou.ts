@@ -44,10 +44,12 @@ export async function runLibgourou(
   tool: "adept_activate" | "acsmdownloader" | "adept_remove",
   args: readonly string[],
   timeoutMs: number,
+  /** The tool's whole environment (see run-tool.ts toolEnvironment). */
+  env?: NodeJS.ProcessEnv,
 ): Promise<ToolRun> {
   let run: ToolRun;
   try {
-    run = await runTool(join(toolsDir, tool), args, { timeoutMs });
+    run = await runTool(join(toolsDir, tool), args, { timeoutMs, env });
   } catch (err) {
     if (err instanceof ToolNotRunnableError) throw new ToolMissingError(tool);
     throw err;
@@ -78,8 +80,20 @@ export function mapLibgourouError(err: LibgourouError): ServiceError {
   if (code === "0x500b" || code === "0x5011") {
     return new UpstreamError(`Could not talk to the distributor's server: ${err.toolMessage}.`);
   }
-  if (code === "0x1101" || code === "0x1102") {
+  // The caller's input errors (libgourou_common.h, FULFILL_ERROR): 0x1101 invalid ACSM, 0x1102 no
+  // <hmac>, 0x1104 no <operatorURL>, 0x1105 the "ACSM" is a server <error> document.
+  // validateAcsm refuses all of these before the tool runs; this keeps them 400 if the two disagree.
+  if (code === "0x1101" || code === "0x1102" || code === "0x1104" || code === "0x1105") {
     return new BadRequestError(`The converter rejected the ACSM file: ${err.toolMessage}.`);
+  }
+  // 0x1000 (src/libgourou.cpp, DRMProcessor's constructor): activation.xml was made for another
+  // device.xml. The stored device is inconsistent, which no request can fix: the service's fault.
+  if (code === "0x1000") {
+    return new ServiceError(
+      500,
+      "DeviceUnavailable",
+      `The stored Adobe device is inconsistent (${err.toolMessage}); delete the stored device from the device bucket so that the next request activates a new one.`,
+    );
   }
   return new ServiceError(
     500,

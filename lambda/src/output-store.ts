@@ -7,8 +7,18 @@ import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 export interface OutputStore {
   /** Streams the file at `path` to `key` (never holding the whole book in memory). */
   upload(key: string, path: string, contentType: string): Promise<void>;
-  /** A GET URL valid for `expirySeconds` that downloads as an attachment named `filename`. */
-  presign(key: string, filename: string, contentType: string, expirySeconds: number): Promise<string>;
+  /**
+   * A GET URL valid for `expirySeconds` that downloads as an attachment named `filename`, and when
+   * it stops working: a presigned URL is only valid while the credentials that signed it are, so
+   * the earlier of the two (on Lambda these are the role's temporary credentials).
+   */
+  presign(key: string, filename: string, contentType: string, expirySeconds: number): Promise<PresignedUrl>;
+}
+
+/** A presigned download link and the moment it stops working. */
+export interface PresignedUrl {
+  readonly url: string;
+  readonly expiresAt: Date;
 }
 
 /**
@@ -35,8 +45,12 @@ export function s3OutputStore(s3: S3Client, bucket: string): OutputStore {
       });
       await upload.done();
     },
-    presign(key, filename, contentType, expirySeconds) {
-      return getSignedUrl(
+    async presign(key, filename, contentType, expirySeconds) {
+      // The signing credentials as the presigner will resolve them (the SDK caches them and renews
+      // them ahead of their expiration, so these are the ones that sign this URL).
+      const credentials = await s3.config.credentials();
+      const signedAt = Date.now();
+      const url = await getSignedUrl(
         s3,
         new GetObjectCommand({
           Bucket: bucket,
@@ -46,6 +60,9 @@ export function s3OutputStore(s3: S3Client, bucket: string): OutputStore {
         }),
         { expiresIn: expirySeconds },
       );
+      const byExpiry = signedAt + expirySeconds * 1000;
+      const byCredentials = credentials.expiration?.getTime() ?? Infinity;
+      return { url, expiresAt: new Date(Math.min(byExpiry, byCredentials)) };
     },
   };
 }

@@ -42,7 +42,12 @@ export function parseRequest(event: unknown): ParsedRequest {
   const method = event.requestContext.http.method.toUpperCase();
   if (method === "GET") return { kind: "health" };
   if (method !== "POST") throw new MethodNotAllowedError(method);
-  return parseBody(decodeBody(event.body ?? "", event.isBase64Encoded === true));
+  // A Function URL always hands over a string (or nothing); anything else is a hand-made event.
+  const body: unknown = (event as { body?: unknown }).body;
+  if (body !== undefined && body !== null && typeof body !== "string") {
+    throw new BadRequestError(`The event's body must be a string (the request body), not ${Array.isArray(body) ? "an array" : typeof body}.`);
+  }
+  return parseBody(decodeBody(body ?? "", event.isBase64Encoded === true));
 }
 
 /** Decodes the body, refusing oversized ones before doing any work on them. */

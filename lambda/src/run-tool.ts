@@ -14,11 +14,27 @@ export interface ToolRun {
   readonly durationMs: number;
 }
 
+/**
+ * Variables a tool may inherit from the function's environment. Everything else — above all the
+ * AWS credentials and session token Lambda puts in the environment — stays out of the converter's
+ * reach: it parses documents from strangers' servers and needs none of it. `PATH` and the locale
+ * let it start; the TLS variables let OpenSSL/libcurl find a CA bundle moved by the image.
+ */
+const INHERITED = ["PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "SSL_CERT_FILE", "SSL_CERT_DIR"] as const;
+
+/** The minimal environment for a tool: {@link INHERITED} from `from`, then `extra` (e.g. the proxy variables). */
+export function toolEnvironment(extra: Readonly<Record<string, string>> = {}, from: NodeJS.ProcessEnv = process.env): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const name of INHERITED) if (from[name] !== undefined) env[name] = from[name];
+  return { ...env, ...extra };
+}
+
 /** Limits applied to every child process. */
 export interface RunToolOptions {
   readonly timeoutMs: number;
   /** Output kept and tolerated; beyond it the process is killed. @default 1 MiB */
   readonly maxOutputBytes?: number;
+  /** The child's whole environment. @default {@link toolEnvironment}() */
   readonly env?: NodeJS.ProcessEnv;
 }
 
@@ -49,7 +65,7 @@ export function runTool(file: string, args: readonly string[], options: RunToolO
     const child = spawn(file, [...args], {
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
-      env: options.env ?? process.env,
+      env: options.env ?? toolEnvironment(),
     });
     const chunks: Buffer[] = [];
     let kept = 0;

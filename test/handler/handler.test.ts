@@ -6,7 +6,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createHandler, createS3Client, handler as lambdaHandler, type HandlerDeps } from "../../lambda/src/handler";
+import { createHandler, createS3Client, entryPointDeps, handler as lambdaHandler, type HandlerDeps } from "../../lambda/src/handler";
 import { loadConfig } from "../../lambda/src/config";
 import { s3DeviceStore, type DeviceStore } from "../../lambda/src/device";
 import { isPublicAddress } from "../../lambda/src/address-policy";
@@ -20,10 +20,15 @@ import {
   selfSignedCert,
   startLocalS3,
   urlEvent,
+  standinEnv,
+  startFakeDistributor,
+  testEgress,
+  type FakeDistributor,
   type LocalS3,
 } from "./harness";
 
 let s3: LocalS3;
+let distributor: FakeDistributor;
 let deviceStore: DeviceStore;
 let stateDir: string;
 const savedEnv = { ...process.env };
@@ -51,7 +56,15 @@ const resolver: Resolver = async (hostname) => {
 function coldContainer(extra: Partial<HandlerDeps> = {}) {
   const tmpRoot = mkdtempSync(join(tmpdir(), "knock-container-"));
   scratch.push(tmpRoot);
-  const handle = createHandler({ config: loadConfig(), tmpRoot, resolver, logSink: (l) => logs.push(l), ...extra });
+  const handle = createHandler({
+    config: loadConfig(),
+    tmpRoot,
+    resolver,
+    egress: testEgress(distributor),
+    toolEnv: standinEnv,
+    logSink: (l) => logs.push(l),
+    ...extra,
+  });
   return { handle, tmpRoot };
 }
 
@@ -91,6 +104,7 @@ function workDirs(tmpRoot: string): string[] {
 
 beforeAll(async () => {
   s3 = await startLocalS3();
+  distributor = await startFakeDistributor();
   stateDir = mkdtempSync(join(tmpdir(), "knock-adept-state-"));
   Object.assign(process.env, handlerEnv(s3, { FAKE_ADEPT_STATE_DIR: stateDir }));
   // The handler's own S3 client factory and device store, pointed at the local server by the env.
@@ -99,6 +113,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await s3.close();
+  await distributor.close();
   for (const dir of [stateDir, ...scratch]) rmSync(dir, { recursive: true, force: true });
   process.env = savedEnv;
 });
@@ -166,7 +181,8 @@ describe("request forms", () => {
     const { handle } = coldContainer();
     const res = await handle(urlEvent("GET"), fakeContext());
     expect(res.statusCode).toBe(200);
-    expect(body(res)).toMatchObject({ status: "ok", converter: { acsmdownloader: "acsmdownloader (libgourou stand-in) v0.8.7" } });
+    // The tools' own -V line (utils/utils_common.cpp, version()), as the image's tools print it.
+    expect(body(res)).toMatchObject({ status: "ok", converter: { acsmdownloader: "Current libgourou version : 0.8.7" } });
   });
 
   it("answers 405 for methods other than GET and POST", async () => {
@@ -183,6 +199,8 @@ describe("request forms", () => {
     const tmp = mkdtempSync(join(tmpdir(), "knock-container-"));
     scratch.push(tmp);
     process.env.TMPDIR = tmp;
+    // The converter's connections go to the fake distributor, as in coldContainer (no real DNS).
+    Object.assign(entryPointDeps, { egress: testEgress(distributor), toolEnv: standinEnv });
     const ctx = fakeContext() as never;
     const health = await lambdaHandler(urlEvent("GET"), ctx);
     expect(health.statusCode).toBe(200);
@@ -301,11 +319,11 @@ describe("bad input", () => {
     expect(body(res).expired_at).toBe("2024-01-02T03:04:05+00:00");
   });
 
-  it("answers 400 when the converter finds no HMAC in the token (0x1102)", async () => {
+  it("answers 400 before any tool runs when the token has no HMAC (libgourou's 0x1102)", async () => {
     const { handle } = coldContainer();
     const res = await handle(jsonPost({ acsm_content: makeAcsm({ hmac: false }) }), fakeContext());
     expect(res.statusCode).toBe(400);
-    expect(body(res).error).toMatch(/No HMAC/);
+    expect(body(res).error).toMatch(/no <hmac>/);
   });
 });
 
@@ -320,8 +338,10 @@ describe("converter and distributor failures", () => {
   });
 
   it.each([
-    ["a network failure (0x500b)", "https://acs.unreachable.invalid/fulfillment", /resolve host name/],
-    ["an HTTP failure (0x5011)", "https://acs.example-shop.test/fulfillment?http_status=503", /HTTP error 503/],
+    // Through the egress proxy libcurl cannot see the DNS failure: the proxy answers the CONNECT
+    // with 502, which libcurl reports as a receive error (lib/http_proxy.c).
+    ["a network failure (0x500b)", "https://acs.unreachable.invalid/fulfillment", /Failure when receiving data from the peer/],
+    ["an HTTP failure (0x5011)", "https://acs.example-shop.test/fulfillment?http_status=503", /HTTP Error code 503/],
     ["another ADEPT server error (0x1003)", "https://acs.example-shop.test/fulfillment?adept_error=E_ADEPT_DISTRIBUTOR_AUTH", /E_ADEPT_DISTRIBUTOR_AUTH/],
   ])("answers 502 for %s", async (_name, operatorURL, message) => {
     const { handle } = coldContainer();
@@ -440,6 +460,29 @@ describe("device persistence", () => {
     expect(res.statusCode).toBe(502);
     expect(body(res).error).toMatch(/E_ADEPT_REQUEST_EXPIRED/);
     expect(activations().length).toBe(before + 2); // the first device, then exactly one re-activation
+  });
+
+  it("keeps nothing from a failed activation, and the next request activates cleanly", async () => {
+    const { handle, tmpRoot } = coldContainer();
+    const before = activations().length;
+    // libgourou writes devicesalt and device.xml before its first request, so a failed
+    // activation leaves a half-written folder behind (the stand-in does the same).
+    process.env.FAKE_ADEPT_OFFLINE = "1";
+    try {
+      const failed = await handle(jsonPost({ acsm_content: makeAcsm() }), fakeContext());
+      expect(failed.statusCode).toBe(502);
+      expect(body(failed).error).toMatch(/resolve host name/);
+    } finally {
+      delete process.env.FAKE_ADEPT_OFFLINE;
+    }
+    expect(await deviceStore.load()).toBeUndefined();
+    expect(readdirSync(join(tmpRoot, "knock-devices"))).toEqual([]);
+    expect(activations().length).toBe(before);
+
+    const res = await handle(jsonPost({ acsm_content: makeAcsm() }), fakeContext());
+    expect(res.statusCode).toBe(200);
+    expect(activations().length).toBe(before + 1);
+    expect(await storedDeviceSerial()).toBe(activations().at(-1));
   });
 });
 

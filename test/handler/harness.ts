@@ -9,6 +9,7 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import S3rver from "s3rver";
+import { isPublicAddress } from "../../lambda/src/address-policy";
 
 export const TOOLS_DIR = resolve(__dirname, "../fixtures/libgourou/tools");
 export const OUTPUT_BUCKET = "knock-output";
@@ -69,7 +70,50 @@ export async function startLocalS3(): Promise<LocalS3> {
         .end();
     });
 
+  /** The current ETag of the object at `path`, or undefined when there is none. */
+  const etagOf = (path: string): Promise<string | undefined> =>
+    new Promise((done, fail) => {
+      request({ host: "127.0.0.1", port: upstreamPort, method: "HEAD", path }, (r) => {
+        r.resume();
+        done(r.statusCode === 200 ? String(r.headers.etag ?? "") : undefined);
+      })
+        .on("error", fail)
+        .end();
+    });
+  const s3Error = (res: ServerResponse, status: number, code: string, message: string, condition?: string): void => {
+    res.writeHead(status, { "content-type": "application/xml" }).end(
+      `<?xml version="1.0" encoding="UTF-8"?><Error><Code>${code}</Code><Message>${message}</Message>` +
+        (condition ? `<Condition>${condition}</Condition>` : "") + "</Error>",
+    );
+  };
+  const unquote = (etag: string): string => etag.trim().replace(/^W\//, "").replace(/^"|"$/g, "");
+
   const proxy: Server = createServer((req, res) => {
+    // S3 user guide, conditional requests: PUT or DELETE with If-Match: <ETag> (or *) answers
+    // 404 NoSuchKey when the key is absent and 412 PreconditionFailed when its ETag differs. (A
+    // conflicting concurrent conditional write would get 409 ConditionalRequestConflict; requests
+    // are serialised per key here, so that never happens.)
+    const ifMatch = req.headers["if-match"];
+    if ((req.method === "PUT" || req.method === "DELETE") && typeof ifMatch === "string") {
+      const path = (req.url ?? "/").split("?")[0];
+      const previous = locks.get(path) ?? Promise.resolve();
+      const turn = previous.then(async () => {
+        const current = await etagOf(path);
+        if (current === undefined) {
+          req.resume();
+          s3Error(res, 404, "NoSuchKey", "The specified key does not exist.");
+          return;
+        }
+        if (ifMatch.trim() !== "*" && unquote(ifMatch) !== unquote(current)) {
+          req.resume();
+          s3Error(res, 412, "PreconditionFailed", "At least one of the pre-conditions you specified did not hold", "If-Match");
+          return;
+        }
+        await forward(req, res, req);
+      });
+      locks.set(path, turn.catch(() => undefined));
+      return;
+    }
     const conditional = req.method === "PUT" && req.headers["if-none-match"] === "*";
     if (!conditional) {
       void forward(req, res, req);
@@ -194,4 +238,73 @@ export function selfSignedCert(hosts: string[]): { key: string; cert: string } {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/**
+ * The handler's log records written to stdout by its default sink (the exported entry point) in
+ * this test file so far, oldest first. test/support/handler-log-capture.ts (a vitest setup file)
+ * collects them instead of letting them into the test run's output.
+ */
+export function capturedHandlerLogLines(): readonly string[] {
+  const store = globalThis as unknown as Record<symbol, readonly string[] | undefined>;
+  return store[Symbol.for("knock-lambda.test.handlerLogLines")] ?? [];
+}
+
+/**
+ * The address the fake distributor's host names resolve to for the converter's egress proxy:
+ * TEST-NET-3, which the default address policy refuses, so a test that wants it allowed must say so
+ * (see {@link testEgress}).
+ */
+export const FAKE_DISTRIBUTOR_ADDRESS = "203.0.113.77";
+
+/** A plain TCP/HTTP server on 127.0.0.1 standing in for the distributor's ADEPT server. */
+export interface FakeDistributor {
+  readonly port: number;
+  /** One entry per connection or request that reached it (`CONNECT` tunnels and forwarded requests). */
+  readonly hits: string[];
+  close(): Promise<void>;
+}
+
+/** Starts a {@link FakeDistributor}: it answers forwarded requests with 200 and accepts tunnels. */
+export async function startFakeDistributor(): Promise<FakeDistributor> {
+  const hits: string[] = [];
+  const server = createServer((req, res) => {
+    hits.push(`${req.method} ${req.url}`);
+    req.resume();
+    res.writeHead(200, { "content-type": "application/vnd.adobe.adept+xml" }).end("<envelope/>");
+  });
+  server.on("connection", () => hits.push("connection"));
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  const { port } = server.address() as AddressInfo;
+  return {
+    port,
+    hits,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((done) => server.close(() => done()));
+    },
+  };
+}
+
+/**
+ * The egress policy the handler tests give the converter: the stand-in's fake ADEPT hosts (any
+ * name under .test, as in {@link makeAcsm}, and Adobe's activation server) resolve to {@link FAKE_DISTRIBUTOR_ADDRESS}, which is
+ * explicitly allowed and dialled at the fake distributor on 127.0.0.1. Every other address gets the
+ * production rule (public unicast only), so loopback, private and metadata addresses stay refused.
+ */
+export function testEgress(distributor: { port: number }) {
+  return {
+    resolver: async (hostname: string) => {
+      // adeactivate.adobe.com: Adobe's activation server (include/libgourou.h, ACS_SERVER).
+      if (!hostname.endsWith(".test") && hostname !== "adeactivate.adobe.com") throw Object.assign(new Error(`ENOTFOUND ${hostname}`), { code: "ENOTFOUND" });
+      return [{ address: FAKE_DISTRIBUTOR_ADDRESS, family: 4 }];
+    },
+    isAllowedAddress: (address: string) => address === FAKE_DISTRIBUTOR_ADDRESS || isPublicAddress(address),
+    route: (address: string, port: number) => (address === FAKE_DISTRIBUTOR_ADDRESS ? { host: "127.0.0.1", port: distributor.port } : { host: address, port }),
+  };
+}
+
+/** The stand-in's own settings (FAKE_ADEPT_*) from this process, for the tools' minimal environment. */
+export function standinEnv(): Record<string, string> {
+  return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith("FAKE_ADEPT_") && e[1] !== undefined));
 }

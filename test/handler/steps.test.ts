@@ -54,8 +54,16 @@ describe("validateAcsm", () => {
 
   it("accepts a token in the ADEPT namespace, default or prefixed, and reads title and expiration", () => {
     const info = validateAcsm(makeAcsm({ title: "Tom &amp; Jerry", expiration: "2026-06-02T00:00:00+00:00" }), now);
-    expect(info).toEqual({ expiration: "2026-06-02T00:00:00+00:00", title: "Tom &amp; Jerry" });
-    const prefixed = '<adept:fulfillmentToken xmlns:adept="http://ns.adobe.com/adept"><adept:expiration>2027-01-01T00:00:00Z</adept:expiration></adept:fulfillmentToken>';
+    expect(info).toEqual({
+      expiration: "2026-06-02T00:00:00+00:00",
+      title: "Tom &amp; Jerry",
+      format: "application/epub+zip",
+      operatorURL: "https://acs.example-shop.test/fulfillment",
+    });
+    // <operatorURL> and <hmac> keep their literal names: libgourou looks them up without namespaces.
+    const prefixed =
+      '<adept:fulfillmentToken xmlns:adept="http://ns.adobe.com/adept"><adept:expiration>2027-01-01T00:00:00Z</adept:expiration>' +
+      '<operatorURL xmlns="http://ns.adobe.com/adept">https://acs.example.test/f</operatorURL><hmac xmlns="http://ns.adobe.com/adept">aA==</hmac></adept:fulfillmentToken>';
     expect(validateAcsm(prefixed, now).expiration).toBe("2027-01-01T00:00:00Z");
   });
 
@@ -96,13 +104,21 @@ describe("tool failures", () => {
     ["0x1003", "E_ADEPT_REQUEST_EXPIRED", 502],
     ["0x1003", "E_ADEPT_DISTRIBUTOR_AUTH", 502],
     ["0x500b", "Error Couldn't resolve host name", 502],
-    ["0x5011", "HTTP error 500", 502],
+    ["0x5011", "HTTP Error code 500", 502],
     ["0x1101", "Invalid ACSM file", 400],
-    ["0x1102", "No HMAC in ACSM", 400],
+    ["0x1102", "hmac tag not found in ACSM file", 400],
+    ["0x1104", "OperatorURL not found in ACSM document", 400],
+    ["0x1000", "User and device fingerprint does not match", 500],
     ["0x1103", "Not activated", 500],
     ["0x6003", "Unsupported file format of x.drm", 500],
   ])("maps %s %s to %i", (code, message, status) => {
     expect(mapLibgourouError(new LibgourouError("acsmdownloader", 1, code, message)).statusCode).toBe(status);
+  });
+
+  it("maps a device whose activation belongs to another device key (0x1000) to DeviceUnavailable", () => {
+    const err = mapLibgourouError(new LibgourouError("acsmdownloader", 1, "0x1000", "User and device fingerprint does not match"));
+    expect(err.errorType).toBe("DeviceUnavailable");
+    expect(err.message).toMatch(/fingerprint does not match.*device bucket/);
   });
 });
 

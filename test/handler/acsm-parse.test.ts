@@ -1,0 +1,129 @@
+// The ACSM is parsed by a conforming XML parser before any tool runs: malformed or disguised
+// tokens, DOCTYPE/entity declarations and tokens lacking what libgourou needs are 400, and every
+// input up to the size limit is answered in milliseconds.
+import { describe, expect, it } from "vitest";
+import { validateAcsm } from "../../lambda/src/acsm";
+import { MAX_BODY_BYTES, parseRequest } from "../../lambda/src/request";
+import { LibgourouError, mapLibgourouError } from "../../lambda/src/libgourou";
+import { AcsmExpiredError, BadRequestError } from "../../lambda/src/errors";
+import { makeAcsm, urlEvent } from "./harness";
+
+const now = new Date("2026-06-01T00:00:00Z");
+const ADEPT = 'xmlns="http://ns.adobe.com/adept"';
+const inner = `<operatorURL>https://acs.example.test/fulfillment</operatorURL><hmac>aG1hYw==</hmac>`;
+
+function refuses(xml: string, message: RegExp): void {
+  let caught: unknown;
+  try {
+    validateAcsm(xml, now);
+  } catch (err) {
+    caught = err;
+  }
+  expect(caught).toBeInstanceOf(BadRequestError);
+  expect((caught as Error).message).toMatch(message);
+}
+
+describe("validateAcsm refuses what is not an ADEPT fulfillment token", () => {
+  it.each([
+    ["an unclosed root", `<fulfillmentToken ${ADEPT}>${inner}`, /not well-formed/],
+    ["mismatched tags", `<fulfillmentToken ${ADEPT}>${inner}</fulfillmentTokens>`, /not well-formed/],
+    ["two root elements", `<fulfillmentToken ${ADEPT}>${inner}</fulfillmentToken><x/>`, /not well-formed/],
+    ["text after the root", `<fulfillmentToken ${ADEPT}>${inner}</fulfillmentToken> trailing`, /not well-formed/],
+    ["an unbound prefix", `<a:fulfillmentToken>${inner}</a:fulfillmentToken>`, /not well-formed/],
+    ["an undefined entity", `<fulfillmentToken ${ADEPT}>${inner}<x>&nbsp;</x></fulfillmentToken>`, /not well-formed/],
+    ["an unquoted attribute", `<fulfillmentToken ${ADEPT} auth=user>${inner}</fulfillmentToken>`, /not well-formed/],
+  ])("%s (not well-formed)", (_name, xml, message) => refuses(xml, message));
+
+  it.each([
+    ["the token wrapped in another element", `<wrapper><fulfillmentToken ${ADEPT}>${inner}</fulfillmentToken></wrapper>`],
+    ["the token only inside a comment", `<html><!-- <fulfillmentToken ${ADEPT}>${inner}</fulfillmentToken> --></html>`],
+    ["the token only inside CDATA", `<html><![CDATA[<fulfillmentToken ${ADEPT}>${inner}</fulfillmentToken>]]></html>`],
+    ["a root in no namespace", `<fulfillmentToken>${inner}</fulfillmentToken>`],
+    ["a root in another namespace", `<fulfillmentToken xmlns="http://example.com/x">${inner}</fulfillmentToken>`],
+    ["a server <error> document", `<error xmlns="http://ns.adobe.com/adept" data="E_X"/>`],
+  ])("%s", (_name, xml) => refuses(xml, /not an ACSM file/));
+
+  it.each([
+    ["a DOCTYPE", `<!DOCTYPE fulfillmentToken><fulfillmentToken ${ADEPT}>${inner}</fulfillmentToken>`],
+    [
+      "an entity declaration (billion laughs shape)",
+      `<!DOCTYPE t [<!ENTITY a "aaaaaaaaaa"><!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;">]><fulfillmentToken ${ADEPT}>${inner}<x>&b;</x></fulfillmentToken>`,
+    ],
+    ["an external entity", `<!DOCTYPE t [<!ENTITY x SYSTEM "file:///etc/passwd">]><fulfillmentToken ${ADEPT}>${inner}<x>&x;</x></fulfillmentToken>`],
+  ])("%s", (_name, xml) => refuses(xml, /DOCTYPE/));
+
+  it("refuses a token without <operatorURL> or <hmac>, naming the element", () => {
+    refuses(makeAcsm().replace(/<operatorURL>[^<]*<\/operatorURL>/, ""), /<operatorURL>/);
+    refuses(makeAcsm({ hmac: false }), /<hmac>/);
+    // libgourou looks them up by their literal, unprefixed name (pugixml is not namespace-aware).
+    const prefixedHmac = makeAcsm().replace(/<hmac>([^<]*)<\/hmac>/, '<a:hmac xmlns:a="http://ns.adobe.com/adept">$1</a:hmac>');
+    refuses(prefixedHmac, /<hmac>/);
+  });
+
+  it.each([
+    ["file:///etc/passwd"],
+    ["ftp://acs.example.test/f"],
+    ["gopher://127.0.0.1:25/"],
+    ["dict://127.0.0.1:11211/stat"],
+    ["not a url"],
+    ["https://user:secret@acs.example.test/f"],
+  ])("refuses operatorURL %s before any tool runs", (operatorURL) => {
+    refuses(makeAcsm({ operatorURL }), /operatorURL/);
+  });
+
+  it("accepts a default-namespace token and reads title, expiration and operatorURL with entities decoded", () => {
+    const info = validateAcsm(makeAcsm({ title: "Tom & Jerry", expiration: "2026-06-02T00:00:00+00:00", operatorURL: "https://acs.example.test/f?a=1&b=2" }), now);
+    expect(info).toMatchObject({ expiration: "2026-06-02T00:00:00+00:00", title: "Tom & Jerry", operatorURL: "https://acs.example.test/f?a=1&b=2" });
+  });
+
+  it("still answers 410 for a past expiration and 400 for one that is not a date", () => {
+    expect(() => validateAcsm(makeAcsm({ expiration: "2026-05-31T23:59:59Z" }), now)).toThrow(AcsmExpiredError);
+    expect(() => validateAcsm(makeAcsm({ expiration: "soon" }), now)).toThrow(/"soon" is not a date/);
+  });
+});
+
+describe("hostile inputs up to the size limit are answered in milliseconds", () => {
+  const fill = (unit: string, prefix = ""): string => prefix + unit.repeat(Math.floor((MAX_BODY_BYTES - prefix.length) / unit.length));
+  const token = `<fulfillmentToken ${ADEPT}>`;
+  it.each([
+    ["unterminated open tags", fill("<fulfillmentToken ")],
+    ["unterminated prefixed tags", fill("<a:fulfillmentToken xmlns:a=")],
+    ["unterminated elements inside a token", fill("<operatorURL>", token)],
+    ["unterminated title elements", fill("<dc:title>", token)],
+    ["many '<' ", fill("<")],
+    ["an endless attribute list", fill(' a="1"', "<fulfillmentToken")],
+    ["deep nesting", fill("<a>", token)],
+    ["many expirations", fill("<expiration>x", token)],
+    ["many distinct attributes", `<fulfillmentToken ${ADEPT}` + Array.from({ length: 20_000 }, (_, i) => ` a${i}="1"`).join("")],
+    ["many namespace declarations", `<fulfillmentToken ${ADEPT}` + Array.from({ length: 12_000 }, (_, i) => ` xmlns:p${i}="u:${i}"`).join("")],
+    ["many closed siblings, unclosed root", fill("<resource>x</resource>", token)],
+    ["one huge unterminated comment", fill("x", `${token}<!--`)],
+    ["one huge unterminated CDATA", fill("x", `${token}<![CDATA[`)],
+    ["one huge attribute value", fill("x", `<fulfillmentToken ${ADEPT} a="`)],
+  ])("%s", (_name, xml) => {
+    expect(Buffer.byteLength(xml)).toBeLessThanOrEqual(MAX_BODY_BYTES);
+    const started = performance.now();
+    let status = 0;
+    try {
+      validateAcsm(parseRequest(urlEvent("POST", xml)).kind === "convert" ? xml : "", now);
+    } catch (err) {
+      status = err instanceof BadRequestError ? 400 : 500;
+    }
+    const ms = performance.now() - started;
+    expect(status).toBe(400);
+    expect(ms).toBeLessThan(100);
+  });
+});
+
+describe("mapLibgourouError: the caller's input errors are 400", () => {
+  it.each([
+    ["0x1101", "Invalid ACSM file /tmp/x/request.acsm"],
+    ["0x1102", "hmac tag not found in ACSM file"],
+    ["0x1104", "OperatorURL not found in ACSM document"],
+    ["0x1105", "E_ADEPT_SOMETHING"],
+  ])("%s", (code, message) => {
+    const mapped = mapLibgourouError(new LibgourouError("acsmdownloader", 1, code, message));
+    expect(mapped.statusCode).toBe(400);
+    expect(mapped.errorType).toBe("BadRequest");
+  });
+});
