@@ -1,0 +1,73 @@
+import { Command, InvalidArgumentError } from "commander";
+import { CliError } from "../shared/failures";
+import { hasTools, startLocalService, TOOLS_HINT } from "../serve/local-service";
+
+/** Addresses that reach only this machine; anything else needs `--host` and gets a warning. */
+const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
+
+function integer(name: string, min: number, max: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min || n > max) throw new InvalidArgumentError(`${name} must be a whole number from ${min} to ${max}.`);
+    return n;
+  };
+}
+
+/** `knock serve`: the whole service on this machine, no AWS. */
+export function serveCommand(): Command {
+  return new Command("serve")
+    .description("Run the conversion service on this machine (no AWS): the real handler behind a local Function URL")
+    .option("--port <n>", "port to listen on (0 picks a free one)", integer("--port", 0, 65535), 9000)
+    .option("--host <address>", "address to bind; anything but 127.0.0.1/::1 exposes the service without authentication", "127.0.0.1")
+    .option("--data <dir>", "folder for the Adobe device, converted books and the link secret", ".knock")
+    .option("--tools <dir>", "folder with libgourou's adept_activate, acsmdownloader, adept_remove (default: $LIBGOUROU_BIN_DIR)")
+    .option("--timeout <seconds>", "the function's time budget per request, as lambda_timeout", integer("--timeout", 1, 900), 900)
+    .option("--link-expiry <seconds>", "lifetime of download links, as download_url_expiry_seconds", integer("--link-expiry", 1, 604800), 3600)
+    .addHelpText(
+      "after",
+      "\nExample:\n  $ npx knock serve --tools ~/libgourou/bin\n  $ npx knock convert --url http://127.0.0.1:9000 book.acsm\n",
+    )
+    .action(async (opts: { port: number; host: string; data: string; tools?: string; timeout: number; linkExpiry: number }) => {
+      const toolsDir = opts.tools ?? (process.env.LIBGOUROU_BIN_DIR?.trim() || undefined);
+      if (!LOOPBACK.has(opts.host)) {
+        process.stderr.write(
+          `WARNING: listening on ${opts.host}: anyone who can reach this address can convert books with your Adobe device and download them. ` +
+            "knock serve has no authentication; bind 127.0.0.1 unless you trust the network.\n",
+        );
+      }
+      let service;
+      try {
+        service = await startLocalService({
+          host: opts.host,
+          port: opts.port,
+          dataDir: opts.data,
+          toolsDir,
+          timeoutSeconds: opts.timeout,
+          downloadUrlExpirySeconds: opts.linkExpiry,
+        });
+      } catch (err) {
+        const code = (err as NodeJS.ErrnoException).code;
+        if (code === "EADDRINUSE") throw new CliError("usage", `Port ${opts.port} on ${opts.host} is in use: pass another --port (0 picks a free one).`);
+        if (code === "EDATALOCKED") throw new CliError("usage", `${(err as Error).message}: stop it, or pass another --data folder.`);
+        if (code === "EADDRNOTAVAIL") throw new CliError("usage", `${opts.host} is not an address of this machine: pass another --host.`);
+        throw err;
+      }
+      process.stderr.write(`knock serve: data in ${service.dataDir}\n`);
+      if (!hasTools(service.toolsDir)) {
+        process.stderr.write(`knock serve: no converter tools${service.toolsDir ? ` in ${service.toolsDir}` : ""}; health answers 500 ConverterMissing. ${TOOLS_HINT}\n`);
+      } else {
+        process.stderr.write(`knock serve: tools from ${service.toolsDir}\n`);
+      }
+      process.stderr.write(`knock serve: listening on ${service.url} (Ctrl-C stops)\n`);
+      await new Promise<void>((done) => {
+        const stop = (): void => {
+          process.off("SIGINT", stop);
+          process.off("SIGTERM", stop);
+          process.stderr.write("knock serve: stopping\n");
+          void service.close().then(done);
+        };
+        process.on("SIGINT", stop);
+        process.on("SIGTERM", stop);
+      });
+    });
+}

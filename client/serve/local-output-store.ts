@@ -1,0 +1,179 @@
+import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { copyFile, link, mkdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import { dirname, join, resolve, sep } from "node:path";
+import { contentDisposition, type OutputStore } from "../../lambda/src/output-store";
+
+/** Path prefix under which `knock serve` answers its own download links. */
+export const DOWNLOAD_PREFIX = "/_downloads/";
+
+/**
+ * The per-data-folder secret that signs download links, made on first use. Created exclusively
+ * (link of a complete temporary file), so two servers starting at once agree on one secret.
+ */
+export async function downloadSecret(dataDir: string): Promise<Buffer> {
+  const path = join(dataDir, "download-secret");
+  try {
+    return await readFile(path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+  }
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
+  await writeFile(tmp, randomBytes(32), { mode: 0o600, flag: "wx" });
+  try {
+    await link(tmp, path);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+  } finally {
+    await unlink(tmp).catch(() => undefined);
+  }
+  return readFile(path);
+}
+
+/** What a link grants: one key, until a time, downloaded with these response headers. */
+interface LinkClaims {
+  readonly key: string;
+  readonly expires: number;
+  readonly disposition: string;
+  readonly contentType: string;
+}
+
+function signature(secret: Buffer, c: LinkClaims): string {
+  // Each field on its own line: no value can contain a newline (keys and header values are single-line).
+  return createHmac("sha256", secret).update(`GET\n${c.key}\n${c.expires}\n${c.disposition}\n${c.contentType}`).digest("hex");
+}
+
+/** Options for {@link localOutputStore}. */
+export interface LocalOutputStoreOptions {
+  readonly dataDir: string;
+  readonly secret: Buffer;
+  /** Origin the links point at (`http://127.0.0.1:9000`), read when a link is made. */
+  readonly origin: () => string;
+  readonly now?: () => Date;
+}
+
+/** Where an object key is stored, refusing keys that would leave the books folder. */
+function objectPath(booksDir: string, key: string): string {
+  const path = resolve(booksDir, key);
+  if (!path.startsWith(booksDir + sep)) throw new Error(`object key escapes the store: ${key}`);
+  return path;
+}
+
+/**
+ * The handler's {@link OutputStore} on the local disk, standing in for the output bucket and its
+ * presigned GET URLs (Amazon S3 User Guide, "Sharing objects with presigned URLs"): a link works
+ * without credentials until it expires, then answers 403 AccessDenied "Request has expired"; the
+ * `response-content-disposition`/`response-content-type` it was made with are part of what is
+ * signed and come back as the download's headers. Objects are written to a temporary file and
+ * renamed, so a crash never leaves half a book under its key.
+ */
+export function localOutputStore(options: LocalOutputStoreOptions): OutputStore & {
+  serveDownload(req: IncomingMessage, res: ServerResponse): Promise<void>;
+} {
+  const booksDir = resolve(options.dataDir, "books");
+  const now = options.now ?? (() => new Date());
+
+  return {
+    async upload(key, path) {
+      const target = objectPath(booksDir, key);
+      await mkdir(dirname(target), { recursive: true });
+      const tmp = `${target}.${randomBytes(6).toString("hex")}.tmp`;
+      try {
+        await copyFile(path, tmp);
+        await rename(tmp, target);
+      } catch (err) {
+        await unlink(tmp).catch(() => undefined);
+        throw err;
+      }
+    },
+
+    async presign(key, filename, contentType, expirySeconds) {
+      objectPath(booksDir, key);
+      const claims: LinkClaims = {
+        key,
+        expires: Math.floor(now().getTime() / 1000) + expirySeconds,
+        disposition: contentDisposition(filename),
+        contentType,
+      };
+      const query = new URLSearchParams({
+        "response-content-disposition": claims.disposition,
+        "response-content-type": claims.contentType,
+        expires: String(claims.expires),
+        signature: signature(options.secret, claims),
+      });
+      const path = key.split("/").map(encodeURIComponent).join("/");
+      return { url: `${options.origin()}${DOWNLOAD_PREFIX}${path}?${query}`, expiresAt: new Date(claims.expires * 1000) };
+    },
+
+    async serveDownload(req, res) {
+      const url = new URL(req.url ?? "/", "http://local");
+      const fail = (status: number, code: string, message: string, extra = ""): void => {
+        const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message>${extra}</Error>`;
+        res.writeHead(status, { "content-type": "application/xml", "content-length": Buffer.byteLength(body) }).end(req.method === "HEAD" ? undefined : body);
+      };
+      if (req.method !== "GET" && req.method !== "HEAD") return fail(405, "MethodNotAllowed", "The specified method is not allowed against this resource.");
+      let key: string;
+      try {
+        key = url.pathname.slice(DOWNLOAD_PREFIX.length).split("/").map(decodeURIComponent).join("/");
+      } catch {
+        return fail(400, "InvalidURI", "Couldn't parse the specified URI.");
+      }
+      const claims: LinkClaims = {
+        key,
+        expires: Number(url.searchParams.get("expires")),
+        disposition: url.searchParams.get("response-content-disposition") ?? "",
+        contentType: url.searchParams.get("response-content-type") ?? "",
+      };
+      const given = Buffer.from(url.searchParams.get("signature") ?? "", "utf8");
+      const expected = Buffer.from(signature(options.secret, claims), "utf8");
+      if (!Number.isInteger(claims.expires) || given.length !== expected.length || !timingSafeEqual(given, expected)) {
+        return fail(403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided.");
+      }
+      if (now().getTime() / 1000 > claims.expires) {
+        return fail(
+          403,
+          "AccessDenied",
+          "Request has expired",
+          `<Expires>${new Date(claims.expires * 1000).toISOString()}</Expires><ServerTime>${now().toISOString()}</ServerTime>`,
+        );
+      }
+      let path: string;
+      let size: number;
+      let modified: Date;
+      try {
+        path = objectPath(booksDir, key);
+        const info = await stat(path);
+        if (!info.isFile()) throw Object.assign(new Error("not a file"), { code: "ENOENT" });
+        size = info.size;
+        modified = info.mtime;
+      } catch {
+        return fail(404, "NoSuchKey", "The specified key does not exist.", `<Key>${key.replace(/[<&>]/g, "_")}</Key>`);
+      }
+      res.writeHead(200, {
+        "content-type": claims.contentType || "application/octet-stream",
+        "content-disposition": claims.disposition,
+        "content-length": size,
+        "last-modified": modified.toUTCString(),
+        "accept-ranges": "bytes",
+      });
+      if (req.method === "HEAD") {
+        res.end();
+        return;
+      }
+      await new Promise<void>((done) => {
+        const stream = createReadStream(path);
+        stream.on("error", () => {
+          res.destroy();
+          done();
+        });
+        res.on("close", () => {
+          stream.destroy();
+          done();
+        });
+        stream.pipe(res);
+      });
+    },
+  };
+}

@@ -1,0 +1,146 @@
+import { existsSync } from "node:fs";
+import { mkdir } from "node:fs/promises";
+import type { AddressInfo } from "node:net";
+import { join, resolve } from "node:path";
+import { createHandler, type HandlerDeps } from "../../lambda/src/handler";
+import type { HandlerConfig } from "../../lambda/src/config";
+import { createFunctionUrlServer, currentOrigin } from "./function-url-server";
+import type { HttpAnswer } from "./function-url-event";
+import { localDeviceStore, lockDataFolder } from "./local-device-store";
+import { DOWNLOAD_PREFIX, downloadSecret, localOutputStore } from "./local-output-store";
+
+/** The three tools the handler runs (lambda/src/libgourou.ts). */
+export const TOOL_NAMES = ["adept_activate", "acsmdownloader", "adept_remove"] as const;
+
+/** What `knock serve` says when the converter tools are missing: where to get them. */
+export const TOOLS_HINT =
+  "knock serve: give it libgourou's tools (adept_activate, acsmdownloader, adept_remove) with --tools DIR or LIBGOUROU_BIN_DIR; " +
+  'the README section "Run it locally" shows how to build them with Docker from the sources the image uses.';
+
+/** Options for {@link startLocalService}. */
+export interface LocalServiceOptions {
+  /** @default "127.0.0.1" */
+  readonly host?: string;
+  /** 0 picks a free port. @default 9000 */
+  readonly port?: number;
+  /** Where the device, the books and the link secret live. @default ".knock" */
+  readonly dataDir?: string;
+  /** Folder with the libgourou tools; undefined starts without them (health then answers 500). */
+  readonly toolsDir?: string;
+  /** The function's timeout in seconds. @default 900 */
+  readonly timeoutSeconds?: number;
+  /** Lifetime of download links. @default 3600 */
+  readonly downloadUrlExpirySeconds?: number;
+  readonly log?: (line: string) => void;
+  readonly now?: () => Date;
+  /**
+   * More collaborators for the handler (tests: the converter's egress policy and the stand-in's
+   * environment, as test/handler does). @default none: the handler's production defaults
+   */
+  readonly handlerDeps?: Partial<Omit<HandlerDeps, "config" | "deviceStore" | "outputStore" | "tmpRoot" | "logSink">>;
+}
+
+/** A running local service. */
+export interface LocalService {
+  /** `http://127.0.0.1:9000` */
+  readonly url: string;
+  readonly dataDir: string;
+  readonly toolsDir: string | undefined;
+  close(): Promise<void>;
+}
+
+/** True when `dir` holds all three tools. */
+export function hasTools(dir: string | undefined): boolean {
+  return dir !== undefined && TOOL_NAMES.every((t) => existsSync(join(dir, t)));
+}
+
+/** Adds the local hint to the handler's ConverterMissing answer (its message is written for the cloud image). */
+export function withToolsHint(answer: HttpAnswer): HttpAnswer {
+  if (answer.statusCode !== 500) return answer;
+  let body: Record<string, unknown>;
+  try {
+    body = JSON.parse(answer.body.toString("utf8")) as Record<string, unknown>;
+  } catch {
+    return answer;
+  }
+  if (body.error_type !== "ConverterMissing" || typeof body.error !== "string" || body.error.includes("--tools")) return answer;
+  return { ...answer, body: Buffer.from(JSON.stringify({ ...body, error: `${body.error} ${TOOLS_HINT}` })) };
+}
+
+function urlHost(host: string): string {
+  return host.includes(":") ? `[${host}]` : host;
+}
+
+/**
+ * Runs the real handler (lambda/src/handler.ts, the code the cloud runs) behind a local Function
+ * URL, with the device and the books on the local disk and download links served by this server.
+ */
+export async function startLocalService(options: LocalServiceOptions = {}): Promise<LocalService> {
+  const host = options.host ?? "127.0.0.1";
+  const dataDir = resolve(options.dataDir ?? ".knock");
+  const log = options.log ?? ((line: string) => process.stderr.write(line + "\n"));
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const unlock = await lockDataFolder(dataDir);
+  const toolsDir = options.toolsDir ? resolve(options.toolsDir) : undefined;
+  let listening = "";
+
+  const outputStore = localOutputStore({
+    dataDir,
+    secret: await downloadSecret(dataDir),
+    origin: () => currentOrigin() ?? listening,
+    now: options.now,
+  });
+  const config: HandlerConfig = {
+    // Bucket names are unused: the local stores replace both buckets.
+    outputBucket: "knock-serve-local",
+    deviceBucket: "knock-serve-local",
+    downloadUrlExpirySeconds: options.downloadUrlExpirySeconds ?? 3600,
+    // Without tools the handler answers ConverterMissing, as a cloud image without them would.
+    toolsDir: toolsDir ?? join(dataDir, "no-tools"),
+    s3Endpoint: undefined,
+  };
+  const handle = createHandler({
+    ...options.handlerDeps,
+    config,
+    deviceStore: localDeviceStore(dataDir, options.now),
+    outputStore,
+    tmpRoot: join(dataDir, "tmp"),
+    logSink: log,
+    now: options.now,
+  });
+  const server = createFunctionUrlServer({
+    handler: (event, context) => handle(event, context),
+    timeoutMs: (options.timeoutSeconds ?? 900) * 1000,
+    routes: [{ prefix: DOWNLOAD_PREFIX, serve: (req, res) => outputStore.serveDownload(req, res) }],
+    adjust: withToolsHint,
+    log,
+  });
+  try {
+    await new Promise<void>((done, fail) => {
+      server.once("error", fail);
+      server.listen(options.port ?? 9000, host, () => {
+        server.off("error", fail);
+        done();
+      });
+    });
+  } catch (err) {
+    await unlock();
+    throw err;
+  }
+  const { port } = server.address() as AddressInfo;
+  listening = `http://${urlHost(host)}:${port}`;
+  return {
+    url: listening,
+    dataDir,
+    toolsDir,
+    close: async () => {
+      await new Promise<void>((done) => {
+        server.close(() => done());
+        server.closeIdleConnections();
+        // Requests still converting after 2 s are cut, as Lambda stops a function it shuts down.
+        setTimeout(() => server.closeAllConnections(), 2000).unref();
+      });
+      await unlock();
+    },
+  };
+}

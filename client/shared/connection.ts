@@ -1,0 +1,52 @@
+import { defaultCredentials, lambdaUrlSigner, signingRegion, unsigned, type RequestSigner } from "./aws-signing";
+import { connectToFromEnv, type ConnectTo } from "./http";
+import { findServiceAddress, isLocalUrl, pulumiStackOutput, type ServiceAddress, type StackOutputReader } from "./service-address";
+
+/** The flags every command that talks to the service takes. */
+export interface ConnectionFlags {
+  readonly url?: string;
+  readonly region?: string;
+  readonly profile?: string;
+}
+
+/** Everything needed to talk to the service: where it is, how to sign, where to connect. */
+export interface Connection {
+  readonly address: ServiceAddress;
+  readonly sign: RequestSigner;
+  readonly connectTo?: ConnectTo;
+  /** The function's ARN for the IAM hint, when the Pulumi stack can tell. */
+  functionArn(): Promise<string | undefined>;
+}
+
+/** The stack's function ARN, only when that stack's function_url is the address in use. */
+async function stackArnFor(address: ServiceAddress, readOutput: StackOutputReader): Promise<string | undefined> {
+  if (address.source !== "pulumi stack output function_url") {
+    const stackUrl = await readOutput("function_url");
+    if (stackUrl === undefined || new URL(stackUrl).host !== address.url.host) return undefined;
+  }
+  return readOutput("lambda_function_arn");
+}
+
+/**
+ * Finds the service and prepares signing: none for a local address (`knock serve`), SigV4 for
+ * service `lambda` otherwise.
+ */
+export async function connect(flags: ConnectionFlags, note: (line: string) => void, readOutput: StackOutputReader = pulumiStackOutput): Promise<Connection> {
+  const address = await findServiceAddress(flags.url, process.env, readOutput);
+  const local = isLocalUrl(address.url);
+  let sign: RequestSigner = unsigned;
+  let how = "unsigned (local address)";
+  if (!local) {
+    const region = signingRegion(address.url, flags.region);
+    sign = lambdaUrlSigner(region, defaultCredentials(flags.profile), flags.profile);
+    how = `SigV4 lambda/${region}${flags.profile ? `, profile ${flags.profile}` : ""}`;
+  }
+  note(`Service ${address.url.origin} (from ${address.source}; ${how})`);
+  let arn: Promise<string | undefined> | undefined;
+  return {
+    address,
+    sign,
+    connectTo: connectToFromEnv(),
+    functionArn: () => (arn ??= local ? Promise.resolve(undefined) : stackArnFor(address, readOutput)),
+  };
+}

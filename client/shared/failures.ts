@@ -1,0 +1,78 @@
+/**
+ * The client's failures: each is one or two lines saying what happened and what to do next
+ * (clig.dev; `gh` and the AWS CLI print the same way). A stack trace is shown only with `--debug`.
+ */
+
+/** Exit status for a failed operation. */
+export const EXIT_FAILED = 1;
+/** Exit status for a usage error (bad flags or arguments), as `gh` and POSIX utilities use. */
+export const EXIT_USAGE = 2;
+/** Exit status after Ctrl-C: 128 + SIGINT, what a shell reports for a command killed by it. */
+export const EXIT_INTERRUPTED = 130;
+
+/** What kind of failure, so tests and `--json` output can tell them apart without parsing prose. */
+export type FailureKind =
+  | "usage"
+  | "no-service-url"
+  | "dns"
+  | "network"
+  | "credentials"
+  | "credentials-expired"
+  | "access-denied"
+  | "service"
+  | "download-expired"
+  | "download"
+  | "disk-full"
+  | "output-folder"
+  | "input"
+  | "interrupted";
+
+/** A failure the user can act on; `message` is the whole explanation, already worded for them. */
+export class CliError extends Error {
+  constructor(
+    readonly kind: FailureKind,
+    message: string,
+    readonly details: { readonly errorType?: string; readonly requestId?: string; readonly status?: number } = {},
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = "CliError";
+  }
+
+  get exitCode(): number {
+    if (this.kind === "usage") return EXIT_USAGE;
+    if (this.kind === "interrupted") return EXIT_INTERRUPTED;
+    return EXIT_FAILED;
+  }
+}
+
+/** The service's error answer (docs/api.md, "Errors"): `{error, error_type, request_id, …}`. */
+export interface ServiceErrorBody {
+  readonly error?: unknown;
+  readonly error_type?: unknown;
+  readonly request_id?: unknown;
+}
+
+/** What to do next for each of the service's error types (docs/api.md, "Errors"). */
+const NEXT_STEP: Record<string, string> = {
+  BadRequest: "Check that the file is the .acsm the shop or library gave you.",
+  InvalidAcsmUrl: "Download the .acsm yourself and pass the file instead.",
+  PayloadTooLarge: "An .acsm file is a few KB; this file is not one.",
+  DeviceLimitReached: "Ask the shop or library to reset the device count or to issue a new loan.",
+  UpstreamError: "The distributor's or Adobe's server failed; try again later.",
+  ConversionTimeout: "The converter ran out of time; try again, or raise lambda_timeout.",
+  DeviceUnavailable: "Retry: the next request uses the stored device.",
+  Misconfigured: "Fix the deployment (pulumi up) and retry.",
+  ConverterMissing: "The service cannot run its converter tools; see its health answer (knock health).",
+};
+
+/** Turns a service error answer into one clear failure naming its type, message and request id. */
+export function serviceFailure(status: number, body: ServiceErrorBody | undefined, rawText: string): CliError {
+  const errorType = typeof body?.error_type === "string" ? body.error_type : undefined;
+  const requestId = typeof body?.request_id === "string" ? body.request_id : undefined;
+  const message =
+    typeof body?.error === "string" ? body.error : rawText.trim() ? rawText.trim().slice(0, 300) : `HTTP ${status} with an empty body`;
+  const head = `${errorType ?? `HTTP ${status}`}: ${message}`;
+  const tail = [requestId ? `request id ${requestId}` : undefined, errorType ? NEXT_STEP[errorType] : undefined].filter(Boolean).join(". ");
+  return new CliError("service", tail ? `${head}\n  ${tail}${/[.!?]$/.test(tail) ? "" : "."}` : head, { errorType, requestId, status });
+}

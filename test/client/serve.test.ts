@@ -1,0 +1,172 @@
+// `knock serve`: local storage that behaves like the buckets (the device survives restarts and
+// follows S3's conditional-write rules; download links expire like presigned URLs), and the real
+// `knock serve` process (free port, missing tools, exposure warning).
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { get } from "node:http";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { DEVICE_OBJECT_KEY, type DeviceFiles } from "../../lambda/src/device";
+import { localDeviceStore } from "../../client/serve/local-device-store";
+import { localOutputStore } from "../../client/serve/local-output-store";
+import { makeAcsm } from "../handler/harness";
+import { cleanup, knock, scratchDir, startKnock, startStandinService } from "./helpers";
+
+const scratch: string[] = [];
+afterAll(() => cleanup(scratch));
+
+function post(url: string, body: string): Promise<{ status: number; json: Record<string, unknown> }> {
+  return fetch(url, { method: "POST", body, headers: { "content-type": "application/json" } }).then(async (r) => ({
+    status: r.status,
+    json: (await r.json()) as Record<string, unknown>,
+  }));
+}
+
+function download(url: string): Promise<{ status: number; headers: Record<string, string | string[] | undefined>; body: Buffer }> {
+  return new Promise((done, fail) => {
+    get(url, (res) => {
+      const chunks: Buffer[] = [];
+      res.on("data", (c: Buffer) => chunks.push(c));
+      res.on("end", () => done({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+    }).on("error", fail);
+  });
+}
+
+function activations(stateDir: string): number {
+  const file = join(stateDir, "activations.log");
+  return existsSync(file) ? readFileSync(file, "utf8").trim().split("\n").filter(Boolean).length : 0;
+}
+
+const device = (n: string): DeviceFiles => ({ "device.xml": Buffer.from(`<d>${n}</d>`), "activation.xml": Buffer.from("<a/>"), devicesalt: Buffer.alloc(16, n.charCodeAt(0)) });
+
+describe("local storage", () => {
+  it("keeps the Adobe device across restarts: one activation for two server lifetimes", async () => {
+    const dataDir = scratchDir("knock-data-", scratch);
+    const stateDir = scratchDir("knock-state-", scratch);
+    const first = await startStandinService({ dataDir, stateDir });
+    const a = await post(first.url, JSON.stringify({ acsm_content: makeAcsm({ title: "One" }) }));
+    await first.stop();
+    expect(a.status).toBe(200);
+    expect(activations(stateDir)).toBe(1);
+    const stored = readFileSync(join(dataDir, DEVICE_OBJECT_KEY), "utf8");
+
+    const second = await startStandinService({ dataDir, stateDir });
+    const b = await post(second.url, JSON.stringify({ acsm_content: makeAcsm({ title: "Two" }) }));
+    await second.stop();
+    expect(b.status).toBe(200);
+    expect(activations(stateDir)).toBe(1);
+    expect(readFileSync(join(dataDir, DEVICE_OBJECT_KEY), "utf8")).toBe(stored);
+    expect(second.logs.some((l) => l.includes("device loaded from store"))).toBe(true);
+    // No temporary files are left next to the device or the books.
+    expect(readdirSync(join(dataDir, "adept"))).toEqual(["device.json"]);
+  });
+
+  it("follows S3's conditional writes: If-None-Match * refuses a second device, If-Match needs the current ETag", async () => {
+    const store = localDeviceStore(scratchDir("knock-dev-", scratch));
+    expect(await store.removeIfUnchanged('"0"')).toBe("absent"); // S3: 404 NoSuchKey
+    const etag = await store.storeIfAbsent(device("a"));
+    expect(etag).toMatch(/^"[0-9a-f]{32}"$/);
+    expect(await store.storeIfAbsent(device("b"))).toBeUndefined(); // S3: 412 PreconditionFailed
+    expect((await store.loadVersioned())?.files["device.xml"].toString()).toBe("<d>a</d>");
+    expect((await store.loadVersioned())?.etag).toBe(etag);
+    expect(await store.removeIfUnchanged('"ffffffffffffffffffffffffffffffff"')).toBe("changed"); // S3: 412
+    expect(await store.removeIfUnchanged(etag!)).toBe("removed");
+    expect(await store.load()).toBeUndefined();
+    await store.remove(); // S3: DELETE of a missing key succeeds
+    // Concurrent first writes: exactly one wins.
+    const results = await Promise.all(["c", "d", "e"].map((n) => store.storeIfAbsent(device(n))));
+    expect(results.filter((r) => r !== undefined)).toHaveLength(1);
+  });
+
+  it("serves the book from its own signed link with S3's headers, and refuses it once the link expired or was altered", async () => {
+    const dataDir = scratchDir("knock-data-", scratch);
+    let clock = new Date("2026-11-26T10:00:00Z");
+    const service = await startStandinService({ dataDir, now: () => clock, downloadUrlExpirySeconds: 60 });
+    try {
+      const answer = await post(service.url, JSON.stringify({ acsm_content: makeAcsm({ title: "Élan vital" }) }));
+      expect(answer.status).toBe(200);
+      const [file] = answer.json.output_files as Record<string, string>[];
+      expect(file.download_url.startsWith(`${service.url}/_downloads/converted/`)).toBe(true);
+      expect(file.expires_at).toBe("2026-11-26T10:01:00.000Z");
+
+      const ok = await download(file.download_url);
+      expect(ok.status).toBe(200);
+      expect(ok.body.length).toBe(65536);
+      expect(ok.headers["content-length"]).toBe("65536");
+      expect(ok.headers["content-type"]).toBe("application/epub+zip");
+      expect(ok.headers["content-disposition"]).toBe(`attachment; filename="_lan vital.epub"; filename*=UTF-8''%C3%89lan%20vital.epub`);
+
+      const tampered = await download(file.download_url.replace(/expires=\d+/, (m) => `expires=${Number(m.slice(8)) + 3600}`));
+      expect(tampered.status).toBe(403);
+      expect(tampered.body.toString()).toContain("<Code>SignatureDoesNotMatch</Code>");
+
+      clock = new Date("2026-11-26T10:01:01Z");
+      const expired = await download(file.download_url);
+      expect(expired.status).toBe(403);
+      expect(expired.body.toString()).toContain("<Code>AccessDenied</Code><Message>Request has expired</Message>");
+    } finally {
+      await service.stop();
+    }
+  });
+
+  it("refuses object keys that would leave the books folder", async () => {
+    const store = localOutputStore({ dataDir: scratchDir("knock-data-", scratch), secret: Buffer.alloc(32), origin: () => "http://x" });
+    await expect(store.presign("../../etc/passwd", "x", "text/plain", 60)).rejects.toThrow(/escapes/);
+  });
+});
+
+describe("the knock serve process", () => {
+  it("--port 0 prints the address it chose; without tools health answers 500 ConverterMissing with a hint, and knock health exits 1", async () => {
+    const data = scratchDir("knock-data-", scratch);
+    const empty = scratchDir("knock-notools-", scratch);
+    const { child, done } = startKnock(["serve", "--port", "0", "--data", data, "--tools", empty]);
+    let stderr = "";
+    const url = await new Promise<string>((resolveUrl, fail) => {
+      child.stderr!.on("data", (d: Buffer) => {
+        stderr += d.toString();
+        const m = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr);
+        if (m) resolveUrl(m[1]);
+      });
+      child.on("exit", () => fail(new Error(`serve exited: ${stderr}`)));
+    });
+    try {
+      expect(stderr).toContain("no converter tools in");
+      const res = await fetch(url);
+      expect(res.status).toBe(500);
+      expect(res.headers.get("x-amzn-requestid")).toMatch(/^[0-9a-f-]{36}$/);
+      const body = (await res.json()) as Record<string, string>;
+      expect(body.error_type).toBe("ConverterMissing");
+      expect(body.error).toContain("--tools DIR or LIBGOUROU_BIN_DIR");
+
+      const health = await knock(["health", "--url", url]);
+      expect(health.code).toBe(1);
+      expect(health.stderr).toContain("ConverterMissing:");
+      expect(health.stderr).toMatch(/request id [0-9a-f-]{36}/);
+
+      // A second server on the same data folder is refused.
+      const second = await knock(["serve", "--port", "0", "--data", data]);
+      expect(second.code).toBe(2);
+      expect(second.stderr).toContain("another knock serve");
+    } finally {
+      child.kill("SIGINT");
+    }
+    const run = await done;
+    expect(run.code).toBe(0);
+    expect(run.stderr).toMatch(/GET \/ 500 \d+ms request_id=/);
+    expect(existsSync(join(data, "serve.lock"))).toBe(false);
+  });
+
+  it("warns that binding beyond loopback exposes an unauthenticated service", async () => {
+    const data = scratchDir("knock-data-", scratch);
+    const { child, done } = startKnock(["serve", "--host", "0.0.0.0", "--port", "0", "--data", data]);
+    let stderr = "";
+    await new Promise<void>((resolveUp) => {
+      child.stderr!.on("data", (d: Buffer) => {
+        stderr += d.toString();
+        if (stderr.includes("listening on")) resolveUp();
+      });
+    });
+    child.kill("SIGTERM");
+    await done;
+    expect(stderr).toMatch(/WARNING: listening on 0\.0\.0\.0: .*no authentication/);
+  });
+});
