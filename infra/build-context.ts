@@ -4,7 +4,7 @@
 // here are *scope* (only the build context) and *determinism* (the bytes depend on file content,
 // names and the exec bit, and on nothing else: not mtimes, umask, listing order, time zone, host
 // path or the zlib build of the machine).
-import archiver from "archiver";
+import { ZipArchive } from "archiver";
 import { createHash, randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as os from "node:os";
@@ -164,7 +164,7 @@ async function writeZip(target: string, files: readonly ContextFile[], contents:
   // Chromium fork with CPU-specific fast paths) may compress the same input differently on another
   // machine or Node release, which would rebuild the image for nothing. The context is a few
   // hundred KB at most; S3 does not mind.
-  const archive = archiver("zip", { zlib: { level: 0 }, forceZip64: false });
+  const archive = new ZipArchive({ zlib: { level: 0 }, forceZip64: false });
   // archiver reports missing files and similar as warnings; any of them means an incomplete archive.
   archive.on("warning", (warning: Error) => archive.destroy(warning));
 

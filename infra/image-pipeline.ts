@@ -160,8 +160,6 @@ export function createImagePipeline(config: KnockConfig, args: ImagePipelineArgs
       // The runner uses the SDK's credential chain; with `aws:profile` set, the provider and the runner
       // must act as the same identity.
       ...(config.awsProfile === undefined ? {} : { AWS_PROFILE: config.awsProfile }),
-      // The SDK announces its Node 20 deprecation on stderr, which Pulumi would show as build output.
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     },
     // A new build when what goes into the image changes: the build context, or the build
     // instructions (which include the target platform). The provider also re-runs `create` when any

@@ -79,7 +79,9 @@ async function convertOne(input: string, conn: Connection, flags: ConvertFlags, 
     progress.succeeded(`${label} → ${path} (${formatBytes(file.size_bytes)})`);
     return { input, ok: true, path, filename: basename(path), size_bytes: file.size_bytes, content_type: file.content_type, request_id: requestId };
   } catch (err) {
-    if ((err as Error).name === "AbortError") throw new CliError("interrupted", "Interrupted; no partial file was left behind.");
+    // Ctrl-C shows up as whatever the aborted operation throws: an AbortError, or (Node 24, while a
+    // response body streams) a connection reset. The signal says what really happened.
+    if (signal.aborted || (err as Error).name === "AbortError") throw new CliError("interrupted", "Interrupted; no partial file was left behind.");
     if (!(err instanceof CliError)) throw err;
     progress.failed(err.message.split("\n")[0]);
     const rest = err.message.split("\n").slice(1).join("\n");

@@ -25,7 +25,6 @@ export function cliEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
     AWS_SHARED_CREDENTIALS_FILE: "/nonexistent/knock-test/credentials",
     // No instance metadata lookups from the credential chain.
     AWS_EC2_METADATA_DISABLED: "true",
-    AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: "true",
     // No Pulumi CLI: the service address must come from --url or KNOCK_URL.
     PATH: "/usr/bin:/bin",
     ...extra,
