@@ -10,6 +10,8 @@ import { describe, expect, it } from "vitest";
 const lambdaDir = join(__dirname, "..", "..", "lambda");
 const dockerfile = readFileSync(join(lambdaDir, "Dockerfile"), "utf8");
 
+/** The Node.js image of every Node stage: Node 24 LTS on Debian bookworm, from the public ECR mirror. */
+const NODE_IMAGE = "public.ecr.aws/docker/library/node:24-bookworm-slim";
 const TOOLS = ["adept_activate", "acsmdownloader", "adept_remove", "adept_loan_mgt"] as const;
 const LAYER_KEYWORDS = new Set(["RUN", "COPY", "ADD"]);
 
@@ -78,9 +80,12 @@ function baseImageProblems(text: string): string[] {
     if (!match) problems.push(`${image} is not an official image from public.ecr.aws pinned by tag`);
     else if (match[1] === "latest") problems.push(`${image} uses the moving tag "latest"`);
   }
+  // Node 24 is the active LTS line (22 leaves maintenance in April 2027); the handler is built, the
+  // runtime client compiled and both run on the same release, so every Node stage names the same image.
   const runtime = finalStage(text).image;
-  if (runtime !== "public.ecr.aws/docker/library/node:22-bookworm-slim") {
-    problems.push(`the runtime stage is ${runtime}, not Node 22 on Debian bookworm (aws-lambda-ric 4 needs Node >= 22)`);
+  if (runtime !== NODE_IMAGE) problems.push(`the runtime stage is ${runtime}, not ${NODE_IMAGE}`);
+  for (const { image } of stages.filter((s) => /\/node:/.test(s.image) && s.image !== NODE_IMAGE)) {
+    problems.push(`a Node stage is ${image}, not ${NODE_IMAGE}`);
   }
   return problems;
 }
@@ -253,11 +258,14 @@ describe("lambda/Dockerfile", () => {
     expect(lintProblems(mutate(dockerfile, "WORKDIR /var/task", "WORKDIR var/task\nfrom scratch"))).not.toEqual([]);
   });
 
-  it("takes every base image from the public ECR mirror, pinned by tag, with Node 22 on bookworm at runtime", () => {
+  it("takes every base image from the public ECR mirror, pinned by tag, with Node 24 on bookworm in every Node stage", () => {
     expect(baseImageProblems(dockerfile)).toEqual([]);
     expect(baseImageProblems(mutate(dockerfile, "debian:bookworm-slim AS tools", "debian AS tools"))).toHaveLength(1);
-    expect(baseImageProblems(mutate(dockerfile, /FROM public\.ecr\.aws\/docker\/library\/node:22-bookworm-slim\n/, "FROM node:22-bookworm-slim\n"))).not.toEqual([]);
-    expect(baseImageProblems(mutate(dockerfile, /node:22-bookworm-slim\n\nRUN apt-get update(?![\s\S]*node:22-bookworm-slim)/, "node:20-bookworm-slim\n\nRUN apt-get update"))).not.toEqual([]);
+    expect(baseImageProblems(mutate(dockerfile, /FROM public\.ecr\.aws\/docker\/library\/node:24-bookworm-slim\n/, "FROM node:24-bookworm-slim\n"))).not.toEqual([]);
+    expect(baseImageProblems(mutate(dockerfile, /node:24-bookworm-slim\n\nRUN apt-get update(?![\s\S]*node:24-bookworm-slim)/, "node:22-bookworm-slim\n\nRUN apt-get update"))).not.toEqual([]);
+    expect(baseImageProblems(mutate(dockerfile, "node:24-bookworm-slim AS handler", "node:22-bookworm-slim AS handler"))).toEqual([
+      "a Node stage is public.ecr.aws/docker/library/node:22-bookworm-slim, not public.ecr.aws/docker/library/node:24-bookworm-slim",
+    ]);
   });
 
   it("builds libgourou and uPDFParser from build arguments that default to the pinned upstream revisions", () => {

@@ -67,12 +67,12 @@ describe("the image's start-up contract (ENTRYPOINT + CMD, as Lambda runs them)"
     const { build } = (await import(join(lambdaDir, "node_modules", "esbuild"))) as typeof import("esbuild");
     // The same bundle options as lambda/package.json's build script.
     const packageJson = JSON.parse(readFileSync(join(lambdaDir, "package.json"), "utf8")) as { scripts: { build: string } };
-    expect(packageJson.scripts.build).toContain("esbuild src/handler.ts --bundle --platform=node --target=node22 --format=cjs");
+    expect(packageJson.scripts.build).toContain("esbuild src/handler.ts --bundle --platform=node --target=node24 --format=cjs");
     const result = await build({
       entryPoints: [join(lambdaDir, "src", "handler.ts")],
       bundle: true,
       platform: "node",
-      target: "node22",
+      target: "node24",
       format: "cjs",
       write: false,
       logLevel: "silent",
