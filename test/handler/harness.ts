@@ -257,7 +257,7 @@ export function capturedHandlerLogLines(): readonly string[] {
  */
 export const FAKE_DISTRIBUTOR_ADDRESS = "203.0.113.77";
 
-/** A plain TCP/HTTP server on 127.0.0.1 standing in for the distributor's ADEPT server. */
+/** A plain TCP/HTTP server (on 127.0.0.1 unless told otherwise) standing in for the distributor's ADEPT server. */
 export interface FakeDistributor {
   readonly port: number;
   /** One entry per connection or request that reached it (`CONNECT` tunnels and forwarded requests). */
@@ -265,8 +265,16 @@ export interface FakeDistributor {
   close(): Promise<void>;
 }
 
+/** Where {@link startFakeDistributor} listens. */
+export interface FakeDistributorOptions {
+  /** @default "127.0.0.1" */
+  readonly host?: string;
+  /** @default 0 (a random port) */
+  readonly port?: number;
+}
+
 /** Starts a {@link FakeDistributor}: it answers forwarded requests with 200 and accepts tunnels. */
-export async function startFakeDistributor(): Promise<FakeDistributor> {
+export async function startFakeDistributor(options: FakeDistributorOptions = {}): Promise<FakeDistributor> {
   const hits: string[] = [];
   const server = createServer((req, res) => {
     hits.push(`${req.method} ${req.url}`);
@@ -274,7 +282,10 @@ export async function startFakeDistributor(): Promise<FakeDistributor> {
     res.writeHead(200, { "content-type": "application/vnd.adobe.adept+xml" }).end("<envelope/>");
   });
   server.on("connection", () => hits.push("connection"));
-  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  await new Promise<void>((done, fail) => {
+    server.once("error", fail);
+    server.listen(options.port ?? 0, options.host ?? "127.0.0.1", done);
+  });
   const { port } = server.address() as AddressInfo;
   return {
     port,

@@ -5,21 +5,45 @@
 // Function URL health GET, and a conversion of the sample ACSM with the libgourou stand-ins and a
 // local S3. An init error, a crash or a wrong answer fails it, showing the runtime's output.
 //
+// The network: the container runs the real exported handler with the production egress policy
+// (the converter tools connect only through the handler's proxy, which resolves each host with the
+// system resolver and connects only to public unicast addresses). So after the build (which runs
+// on the host's network: it may fetch from a local git mirror) the test re-runs itself with
+// `unshare --net` in a network namespace of its own, whose only interface is `lo`: nothing can
+// leave it. On `lo` it puts DISTRIBUTOR_ADDRESS, a public unicast address, with the fake
+// distributor (test/handler/harness.ts) listening on its ports 80 and 443, and it bind-mounts an
+// /etc/hosts into the container (read-only) that resolves the hosts the stand-ins contact — Adobe's
+// activation server and the sample ACSM's operator — to that address. The Runtime API stand-in,
+// the local S3, the fake distributor and the container all live in the namespace; it is anonymous
+// and disappears with its last process, so there is nothing to delete afterwards.
+//
 //   sudo npm run test:image
 //
-// Needs root and buildah (no Docker). Environment:
+// Needs root, buildah, util-linux (unshare, mount) and iproute2 (ip); no Docker. Environment:
 //   KNOCK_TEST_IMAGE         test this already-built image instead of building one
 //   KNOCK_IMAGE_BUILD_ARGS   build arguments, "NAME=value NAME=value" (e.g. a libgourou mirror)
 //   KNOCK_IMAGE_TEST_VERBOSE set to 1 to stream the runtime's output as it comes
 // Base images must already be in buildah's storage: the build runs with --pull=never.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { createWriteStream, mkdtempSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
-import { handlerEnv, startLocalS3, urlEvent, type LocalS3 } from "../handler/harness";
+import { isPublicAddress } from "../../lambda/src/address-policy";
+import { handlerEnv, startFakeDistributor, startLocalS3, urlEvent, type FakeDistributor, type LocalS3 } from "../handler/harness";
 import { startRuntimeApi, type InvocationOutcome, type RuntimeApi } from "../support/runtime-api";
-import { buildArgFlags, lambdaEnvironment, parseImageConfig, sandboxCommand, type ImageConfig } from "./lambda-sandbox";
+import {
+  buildArgFlags,
+  hostsFile,
+  interfacesBesidesLoopback,
+  lambdaEnvironment,
+  namespaceSetup,
+  operatorHost,
+  parseImageConfig,
+  sandboxCommand,
+  type ImageConfig,
+  type ReadOnlyBind,
+} from "./lambda-sandbox";
 
 const REPO = resolve(__dirname, "..", "..");
 const DEFAULT_TAG = "localhost/knock-lambda:image-test";
@@ -30,6 +54,18 @@ const UID = 993;
 const GID = 990;
 const INIT_TIMEOUT_MS = 60_000;
 const INVOKE_TIMEOUT_MS = 120_000;
+/** The first argument of the re-run inside the network namespace; the image's tag follows it. */
+const NAMESPACE_STAGE = "--inside-test-network-namespace";
+/**
+ * The fake distributor's address inside the test's namespace. It must pass the production policy
+ * (public unicast, lambda/src/address-policy.ts), so no documentation or private range will do. It
+ * lies in 2d00::/8, inside global unicast 2000::/3 but "RESERVED" in IANA's IPv6 Global Unicast
+ * Address Space registry (not allocated to any registry): it is nobody's server, not even in
+ * principle. And it never reaches a wire anyway: the namespace has no interface but `lo`.
+ */
+const DISTRIBUTOR_ADDRESS = "2d00::7e57";
+/** Adobe's activation server: adept_activate's ACS_SERVER (include/libgourou.h), over http. */
+const ACTIVATION_HOST = "adeactivate.adobe.com";
 
 class TestFailure extends Error {}
 
@@ -84,11 +120,11 @@ interface Container {
   stop(): void;
 }
 
-function startContainer(rootfs: string, mountpoint: string, config: ImageConfig, env: Record<string, string>): Container {
+function startContainer(rootfs: string, mountpoint: string, config: ImageConfig, env: Record<string, string>, binds: readonly ReadOnlyBind[]): Container {
   const { command, args } = sandboxCommand({
     rootfs,
     mountpoint,
-    binds: [{ source: FIXTURES, target: FIXTURES_TARGET }],
+    binds,
     workingDir: config.workingDir,
     uid: UID,
     gid: GID,
@@ -186,34 +222,143 @@ async function invokeConversion(api: RuntimeApi, container: Container, s3: Local
   progress(`  200 ${file.filename} -> s3 ${file.s3_key} (${book.length} bytes, downloaded through its presigned URL)`);
 }
 
-async function main(): Promise<number> {
-  const missing = ["buildah", "unshare", "mount"].filter((t) => !onPath(t));
+/** The fake distributor's two listeners on DISTRIBUTOR_ADDRESS: plain http, and the CONNECT target for https. */
+interface Distributor {
+  readonly http: FakeDistributor;
+  readonly https: FakeDistributor;
+}
+
+/** The conversion's requests went through the handler's proxy to the fake distributor. */
+function checkDistributorReached(distributor: Distributor): void {
+  const activation = distributor.http.hits.filter((h) => h.startsWith("POST "));
+  const tunnels = distributor.https.hits.filter((h) => h === "connection").length;
+  check(activation.length > 0, `the fake distributor at [${DISTRIBUTOR_ADDRESS}]:80 got no activation request (hits: ${distributor.http.hits.join(", ") || "none"})`);
+  check(tunnels > 0, `the fake distributor at [${DISTRIBUTOR_ADDRESS}]:443 got no tunnelled connection for the fulfilment`);
+  progress(`  the fake distributor at ${DISTRIBUTOR_ADDRESS} got ${activation.join(", ")} on port 80 and ${tunnels} tunnel(s) on 443, through the handler's egress proxy`);
+}
+
+function run(command: string[]): string {
+  const r = spawnSync(command[0], command.slice(1), { encoding: "utf8" });
+  if (r.status !== 0) throw new TestFailure(`${command.join(" ")} failed: ${(r.stderr || r.stdout || String(r.error ?? "")).trim()}`);
+  return r.stdout;
+}
+
+/**
+ * Makes the fresh namespace the test's network (see the top of this file), after checking that it
+ * is a namespace of its own with nothing but `lo`, so nothing it does can reach another machine.
+ */
+function setUpNetwork(): void {
+  // The parent is the run on the host (unshare execs this process without forking).
+  if (readlinkSync("/proc/self/ns/net") === readlinkSync(`/proc/${process.ppid}/ns/net`)) {
+    throw new TestFailure(`${NAMESPACE_STAGE} is for the test's own re-run under unshare --net, not for the host's network`);
+  }
+  const others = interfacesBesidesLoopback(run(["ip", "-o", "link", "show"]));
+  check(others.length === 0, `the test's network namespace has interfaces besides lo (${others.join(", ")}): traffic could leave it`);
+  check(
+    isPublicAddress(DISTRIBUTOR_ADDRESS),
+    `the address policy no longer counts ${DISTRIBUTOR_ADDRESS} as public: give DISTRIBUTOR_ADDRESS in test/image/run-image.ts one it accepts`,
+  );
+  for (const command of namespaceSetup(DISTRIBUTOR_ADDRESS)) run(command);
+}
+
+/** Set on Ctrl-C: the failures the interruption itself causes are not reported. */
+let interrupted = false;
+
+/** Ctrl-C: cleans up and exits 130, once, however many SIGINTs arrive (the terminal's and a forwarded one). */
+function onInterrupt(cleanup: () => Promise<void>): void {
+  process.on("SIGINT", () => {
+    if (interrupted) return;
+    interrupted = true;
+    void cleanup().then(() => process.exit(130));
+  });
+}
+
+/** On the host: checks the prerequisites, builds the image, then re-runs this file in a new network namespace. */
+async function onHost(): Promise<number> {
+  const missing = ["buildah", "unshare", "mount", "ip"].filter((t) => !onPath(t));
   if (missing.length > 0) {
-    console.log(`SKIP image test: ${missing.join(", ")} not found. It needs buildah and util-linux, as root: apt-get install buildah, then sudo npm run test:image`);
+    console.log(
+      `SKIP image test: ${missing.join(", ")} not found. It needs buildah, util-linux and iproute2, as root: ` +
+        "apt-get install buildah iproute2, then sudo npm run test:image",
+    );
     return 0;
   }
   if (process.getuid?.() !== 0) {
-    console.log("SKIP image test: it must run as root (it mounts the image and switches users). Run: sudo npm run test:image");
+    console.log("SKIP image test: it must run as root (it mounts the image, makes a network namespace and switches users). Run: sudo npm run test:image");
     return 0;
   }
+  onInterrupt(async () => undefined);
+  let tag: string;
+  try {
+    tag = process.env.KNOCK_TEST_IMAGE?.trim() || DEFAULT_TAG;
+    if (process.env.KNOCK_TEST_IMAGE?.trim()) progress(`using the image ${tag} (KNOCK_TEST_IMAGE)`);
+    else await buildImage(tag);
+  } catch (err) {
+    if (!(err instanceof TestFailure) && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
+    console.log(`FAIL image test: ${err instanceof Error ? err.message : String(err)}`);
+    return 1;
+  }
 
+  progress("entering a network namespace of its own (unshare --net)");
+  // Without --fork, unshare execs node itself: a Ctrl-C reaches the re-run directly.
+  const child = spawn("unshare", ["--net", "--", process.execPath, ...process.execArgv, __filename, NAMESPACE_STAGE, tag], {
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  process.removeAllListeners("SIGINT");
+  process.on("SIGINT", () => {
+    interrupted = true;
+    child.kill("SIGINT");
+  });
+  let verdict = false;
+  createInterface({ input: child.stdout! }).on("line", (line) => {
+    if (/^(PASS|FAIL|SKIP) image test:/.test(line)) verdict = true;
+    console.log(line);
+  });
+  const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((done) => {
+    child.on("error", () => done([null, null]));
+    child.on("close", (c, s) => done([c, s]));
+  });
+  if (!verdict && interrupted) return 130;
+  if (!verdict) {
+    console.log(`FAIL image test: the run in its own network namespace ended (${signal ? `killed by ${signal}` : `exit status ${code}`}) without a verdict; can this machine run unshare --net?`);
+    return 1;
+  }
+  return code ?? 1;
+}
+
+/** Inside the test's network namespace: everything else. */
+async function inNamespace(tag: string): Promise<number> {
   const cleanups: (() => Promise<void> | void)[] = [];
-  const cleanup = async (): Promise<void> => {
-    for (const step of cleanups.reverse().splice(0)) {
-      try {
-        await step();
-      } catch (err) {
-        progress(`cleanup: ${err instanceof Error ? err.message : String(err)}`);
+  // One run of the steps, last first, shared by the end of the test and Ctrl-C (whichever comes
+  // first; the other waits for it).
+  let cleaning: Promise<void> | undefined;
+  const cleanup = (): Promise<void> =>
+    (cleaning ??= (async () => {
+      for (const step of cleanups.reverse()) {
+        try {
+          await step();
+        } catch (err) {
+          progress(`cleanup: ${err instanceof Error ? err.message : String(err)}`);
+        }
       }
-    }
-  };
-  process.once("SIGINT", () => void cleanup().then(() => process.exit(130)));
+    })());
+  onInterrupt(cleanup);
 
   let container: Container | undefined;
   try {
-    const tag = process.env.KNOCK_TEST_IMAGE?.trim() || DEFAULT_TAG;
-    if (process.env.KNOCK_TEST_IMAGE?.trim()) progress(`using the image ${tag} (KNOCK_TEST_IMAGE)`);
-    else await buildImage(tag);
+    setUpNetwork();
+    // The stand-ins' hosts: the activation server, and the operator of the ACSM the test converts.
+    const acsm = readFileSync(join(FIXTURES, "sample-book.acsm"), "utf8");
+    const hostNames = [ACTIVATION_HOST, operatorHost(acsm)];
+    const hostsDir = mkdtempSync(join(tmpdir(), "knock-image-hosts-"));
+    cleanups.push(() => rmSync(hostsDir, { recursive: true, force: true }));
+    const hostsPath = join(hostsDir, "hosts");
+    writeFileSync(hostsPath, hostsFile([{ address: DISTRIBUTOR_ADDRESS, names: hostNames }]), { mode: 0o644 });
+    const http = await startFakeDistributor({ host: DISTRIBUTOR_ADDRESS, port: 80 });
+    cleanups.push(() => http.close());
+    const https = await startFakeDistributor({ host: DISTRIBUTOR_ADDRESS, port: 443 });
+    cleanups.push(() => https.close());
+    progress(`network: a namespace of its own with only lo; ${hostNames.join(", ")} -> ${DISTRIBUTOR_ADDRESS} (the fake distributor, ports 80 and 443) through the container's /etc/hosts`);
 
     const config = parseImageConfig(buildah(["inspect", "--type", "image", tag]));
     progress(`image config: ENTRYPOINT ${JSON.stringify(config.entrypoint)} CMD ${JSON.stringify(config.cmd)} WORKDIR ${config.workingDir}`);
@@ -236,7 +381,11 @@ async function main(): Promise<number> {
       runtimeApi: api.address,
     });
     progress(`starting the container as ${UID}:${GID}, read-only root, tmpfs /tmp, _HANDLER empty, AWS_LAMBDA_RUNTIME_API=${api.address}`);
-    const started = startContainer(rootfs, mountpoint, config, env);
+    const binds = [
+      { source: FIXTURES, target: FIXTURES_TARGET },
+      { source: hostsPath, target: "/etc/hosts" },
+    ];
+    const started = startContainer(rootfs, mountpoint, config, env, binds);
     container = started;
     cleanups.push(async () => {
       started.stop();
@@ -247,10 +396,15 @@ async function main(): Promise<number> {
     progress("initialised: the runtime asked for its first invocation");
     await invokeHealth(api, started);
     await invokeConversion(api, started, s3);
+    checkDistributorReached({ http, https });
     await cleanup();
     console.log(`PASS image test: ${tag} starts as Lambda starts it and answers a health GET and a conversion`);
     return 0;
   } catch (err) {
+    if (interrupted) {
+      await cleanup();
+      return 130;
+    }
     const message = err instanceof Error ? err.message : String(err);
     if (container && container.output.length > 0) {
       process.stderr.write(`--- the runtime's output (last 60 lines) ---\n${container.output.slice(-60).join("\n")}\n--- end ---\n`);
@@ -262,4 +416,5 @@ async function main(): Promise<number> {
   }
 }
 
-void main().then((code) => process.exit(code));
+const stage = process.argv[2] === NAMESPACE_STAGE ? inNamespace(process.argv[3] ?? DEFAULT_TAG) : onHost();
+void stage.then((code) => process.exit(code));
