@@ -3,8 +3,11 @@ import * as pulumi from "@pulumi/pulumi";
 /** CPU architecture of the Lambda function and of the image CodeBuild builds for it. */
 export type LambdaArchitecture = "x86_64" | "arm64";
 
-/** Who may call the Function URL. */
-export type FunctionUrlAuth = "AWS_IAM" | "NONE";
+/**
+ * Who may call the Function URL: AWS_IAM (SigV4-signed requests), NONE (anyone), or TOKEN (the URL is
+ * public and the handler asks for the stack's access token as `Authorization: Bearer`).
+ */
+export type FunctionUrlAuth = "AWS_IAM" | "NONE" | "TOKEN";
 
 /** Everything the program needs to know, read and validated once before any resource exists. */
 export interface KnockConfig {
@@ -47,6 +50,8 @@ export interface KnockConfig {
   readonly codebuildTimeoutMinutes: number;
   /** @default "AWS_IAM" */
   readonly functionUrlAuth: FunctionUrlAuth;
+  /** Generation of the access token (TOKEN mode), 1–1000000: changing it replaces the token. @default 1 */
+  readonly accessTokenVersion: number;
   /** Lifetime of the presigned download links in seconds, 60–604800 (SigV4's 7-day maximum). @default 3600 */
   readonly downloadUrlExpirySeconds: number;
 }
@@ -96,7 +101,8 @@ export const CONFIG_KEYS = {
   codebuild_max_retries: { type: "integer", default: 10, min: 1, max: 100 },
   codebuild_retry_delay: { type: "integer", default: 30, min: 0, max: 300 },
   codebuild_timeout_minutes: { type: "integer", default: 30, min: 5, max: 480 },
-  function_url_auth: { type: "string", default: "AWS_IAM", values: ["AWS_IAM", "NONE"] },
+  function_url_auth: { type: "string", default: "AWS_IAM", values: ["AWS_IAM", "NONE", "TOKEN"] },
+  access_token_version: { type: "integer", default: 1, min: 1, max: 1000000 },
   download_url_expiry_seconds: { type: "integer", default: 3600, min: 60, max: 604800 },
 } as const satisfies Record<string, ConfigKeySpec>;
 
@@ -149,6 +155,7 @@ export function loadConfig(
     codebuildRetryDelay: integer(source, "codebuild_retry_delay"),
     codebuildTimeoutMinutes: integer(source, "codebuild_timeout_minutes"),
     functionUrlAuth: oneOf(source, "function_url_auth") as FunctionUrlAuth,
+    accessTokenVersion: integer(source, "access_token_version"),
     downloadUrlExpirySeconds: integer(source, "download_url_expiry_seconds"),
   });
 }

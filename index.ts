@@ -6,6 +6,7 @@
 //
 // Every building block is a plain function in infra/; this file only wires them together.
 import { loadConfig } from "./config";
+import { accessUrl, createAccessToken } from "./infra/access-token";
 import { createConversionFunction } from "./infra/conversion-function";
 import { createImagePipeline } from "./infra/image-pipeline";
 import { createStorage } from "./infra/storage";
@@ -19,11 +20,15 @@ const storage = createStorage(config);
 // Zip the build context, let CodeBuild build and push the image, and pin the function to its digest.
 const image = createImagePipeline(config, { sourceBucket: storage.sourceBucket });
 
+// TOKEN mode only: a 256-bit access token kept as a Pulumi secret; the function gets its hash.
+const access = createAccessToken(config);
+
 // The converter itself: log group first, least-privilege role, container function, Function URL.
 const service = createConversionFunction(config, {
   imageUri: image.imageUri,
   outputBucket: storage.outputBucket,
   deviceBucket: storage.deviceBucket,
+  accessTokenSha256: access?.sha256,
 });
 
 // Stack outputs (names kept from the original, plus the device bucket and the pinned image).
@@ -37,3 +42,7 @@ export const device_credentials_bucket = storage.deviceBucket.id;
 export const codebuild_project_name = image.buildProject.name;
 export const codebuild_run_id = image.buildId;
 export const image_uri = image.imageUri;
+// TOKEN mode only, both secret: `pulumi stack output access_url --show-secrets`. null in the other
+// modes (an undefined export would make every `pulumi up` warn that it is not shown).
+export const access_token = access ? access.token : null;
+export const access_url = access ? accessUrl(service.functionUrl.functionUrl, access.token) : null;

@@ -11,6 +11,8 @@ export interface ConversionFunctionArgs {
   readonly outputBucket: aws.s3.Bucket;
   /** Where the Adobe device credentials live. */
   readonly deviceBucket: aws.s3.Bucket;
+  /** SHA-256 (hex) of the access token; required when `function_url_auth` is TOKEN, unused otherwise. */
+  readonly accessTokenSha256?: pulumi.Input<string>;
 }
 
 export interface ConversionFunction {
@@ -28,6 +30,10 @@ export const DEVICE_PREFIX = "adept/";
 /** The container Lambda that converts ACSM files, its log group, its role and its Function URL. */
 export function createConversionFunction(config: KnockConfig, args: ConversionFunctionArgs, opts?: pulumi.CustomResourceOptions): ConversionFunction {
   const name = functionName(config.project, config.stack);
+  const tokenMode = config.functionUrlAuth === "TOKEN";
+  if (tokenMode && args.accessTokenSha256 === undefined) {
+    throw new Error("function_url_auth TOKEN needs the access token's hash (createAccessToken) for the function.");
+  }
 
   // Created before the function and handed to it, so the first invocation cannot create the group
   // itself with infinite retention (the original then failed with "already exists").
@@ -78,6 +84,9 @@ export function createConversionFunction(config: KnockConfig, args: ConversionFu
         OUTPUT_BUCKET: args.outputBucket.id,
         DEVICE_CREDENTIALS_BUCKET: args.deviceBucket.id,
         DOWNLOAD_URL_EXPIRY_SECONDS: String(config.downloadUrlExpirySeconds),
+        FUNCTION_URL_AUTH: config.functionUrlAuth,
+        // Only the hash: reading the function's configuration gives nothing that opens the service.
+        ...(tokenMode ? { ACCESS_TOKEN_SHA256: args.accessTokenSha256 } : {}),
       },
     },
   }, {
@@ -88,7 +97,8 @@ export function createConversionFunction(config: KnockConfig, args: ConversionFu
 
   const functionUrl = new aws.lambda.FunctionUrl("knock-lambda-url", {
     functionName: fn.name,
-    authorizationType: config.functionUrlAuth,
+    // TOKEN: the URL is public and the handler itself asks for the token.
+    authorizationType: tokenMode ? "NONE" : config.functionUrlAuth,
     cors: {
       allowOrigins: ["*"],
       allowMethods: ["GET", "POST"],

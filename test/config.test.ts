@@ -14,7 +14,7 @@ describe("loadConfig", () => {
       lambdaArchitecture: "x86_64", lambdaReservedConcurrency: undefined, outputBucketLifecycleDays: 1,
       ecrImageRetention: 5, codebuildComputeType: "BUILD_GENERAL1_MEDIUM", codebuildImage: "aws/codebuild/standard:7.0",
       codebuildMaxRetries: 10, codebuildRetryDelay: 30, codebuildTimeoutMinutes: 30, functionUrlAuth: "AWS_IAM",
-      downloadUrlExpirySeconds: 3600,
+      accessTokenVersion: 1, downloadUrlExpirySeconds: 3600,
     });
   });
 
@@ -38,6 +38,10 @@ describe("loadConfig", () => {
     });
   });
 
+  it("reads token mode and the token's generation", () => {
+    expect(load({ function_url_auth: "TOKEN", access_token_version: "2" })).toMatchObject({ functionUrlAuth: "TOKEN", accessTokenVersion: 2 });
+  });
+
   it("builds arm64 images on ARM build hosts unless told otherwise", () => {
     expect(load({ lambda_architecture: "arm64" })).toMatchObject({
       codebuildImage: "aws/codebuild/amazonlinux-aarch64-standard:3.0", codebuildComputeType: "BUILD_GENERAL1_LARGE",
@@ -50,7 +54,8 @@ describe("loadConfig", () => {
     ["lambda_timeout", "0", /lambda_timeout="0".*from 1 to 900/],
     ["lambda_timeout", "ten", /lambda_timeout="ten"/],
     ["lambda_log_retention", "13", /lambda_log_retention="13".*one of 1, 3, 5, 7, 14/],
-    ["function_url_auth", "OPEN", /function_url_auth="OPEN".*one of AWS_IAM, NONE/],
+    ["function_url_auth", "OPEN", /function_url_auth="OPEN".*one of AWS_IAM, NONE, TOKEN/],
+    ["access_token_version", "0", /access_token_version="0".*from 1 to 1000000/],
     ["lambda_architecture", "x86", /lambda_architecture="x86".*one of x86_64, arm64/],
     ["output_bucket_lifecycle_days", "0", /output_bucket_lifecycle_days="0"/],
     ["ecr_image_retention", "0", /ecr_image_retention="0"/],

@@ -278,6 +278,15 @@ describe("outputs", () => {
       codebuild_project_name: "knock-lambda-build-dev",
       codebuild_run_id: FAKE_BUILD_ID,
       image_uri: `${repoUrl}@${FAKE_DIGEST}`,
+      access_token: null,
+      access_url: null,
     });
+  });
+
+  it("creates no access token and exports none outside TOKEN mode", () => {
+    expect(outputs.access_token).toBeNull();
+    expect(outputs.access_url).toBeNull();
+    expect(resources.filter((r) => r.type.startsWith("random:"))).toEqual([]);
+    expect((byName(resources, "knock-lambda").inputs.environment as { variables: Record<string, unknown> }).variables).not.toHaveProperty("ACCESS_TOKEN_SHA256");
   });
 });

@@ -15,6 +15,14 @@ export const REGION = "us-east-2";
 export const FAKE_DIGEST = `sha256:${"ab".repeat(32)}`;
 export const FAKE_BUILD_ID = "knock-lambda-build-dev:7c1e9f43-2a1b-4c55-9d3e-0a1b2c3d4e5f";
 
+/**
+ * The bytes the mocked `random.RandomBytes` "generates": a fixed, recognisable pattern so tests can
+ * look for the token (and anything derived from it) in every resource's inputs.
+ */
+export function fakeRandomBytes(length: number): Buffer {
+  return Buffer.from(Array.from({ length }, (_, i) => (0xa7 + i * 37) & 0xff));
+}
+
 /** What the build runner prints on success (its real format: progress, the build id, the digest last). */
 export const FAKE_RUNNER_STDOUT = [
   "starting CodeBuild project knock-lambda-build-dev in us-east-2",
@@ -84,6 +92,13 @@ function fakeState(type: string, name: string, inputs: Record<string, unknown>):
       return { id: String(inputs.name), state: { ...inputs, arn: `arn:aws:lambda:${REGION}:${ACCOUNT_ID}:function:${String(inputs.name)}` } };
     case "aws:lambda/functionUrl:FunctionUrl":
       return { id: String(inputs.functionName), state: { ...inputs, functionUrl: `https://abcdefghijklmnop.lambda-url.${REGION}.on.aws/` } };
+    case "random:index/randomBytes:RandomBytes": {
+      // The provider's schema (@pulumi/random 4.21 randomBytes.d.ts, from terraform-provider-random's
+      // random_bytes): inputs `length` and `keepers`; outputs `base64` and lowercase `hex` (exactly
+      // twice `length` characters), both secret. Imports name the resource by its base64 value.
+      const bytes = fakeRandomBytes(Number(inputs.length));
+      return { id: bytes.toString("base64"), state: { ...inputs, base64: bytes.toString("base64"), hex: bytes.toString("hex") } };
+    }
     case "command:local:Command":
       return { id: `${name}-${suffix}`, state: { ...inputs, stdout: FAKE_RUNNER_STDOUT, stderr: "" } };
     default:
