@@ -1,0 +1,376 @@
+import { createHash } from "node:crypto";
+
+/**
+ * The web page the function serves at `GET /` to a browser (a phone, mostly): one self-contained
+ * document, inline CSS and JS, no framework and no request to any other origin. It holds no secret,
+ * so it needs no token; everything it does afterwards (health, convert) sends the token the access
+ * link gave it (`…/#token=…`: a fragment never reaches any server).
+ *
+ * Kept as TypeScript constants rather than an .html file so that every way the handler runs — the
+ * esbuild bundle in the image, tsx for `knock serve`, vitest — loads it the same way. The script and
+ * the style are raw strings (no `${}` and no backticks inside), so what is hashed for the CSP is
+ * byte for byte what the browser sees.
+ */
+
+const STYLE = String.raw`
+:root { color-scheme: light dark; --bg: #fbfaf7; --fg: #1d1d1f; --muted: #5b5b62; --card: #ffffff; --line: #d6d3cc;
+  --accent: #0b5cad; --accent-fg: #ffffff; --bad: #a3161a; --bad-bg: #fdeceb; --focus: #f0a000; }
+@media (prefers-color-scheme: dark) {
+  :root { --bg: #141416; --fg: #ecebe8; --muted: #a9a8ad; --card: #1f1f23; --line: #3a3a40;
+    --accent: #6cb0ff; --accent-fg: #0c1522; --bad: #ff9c95; --bad-bg: #3a1816; --focus: #ffc247; }
+}
+* { box-sizing: border-box; }
+html { -webkit-text-size-adjust: 100%; }
+body { margin: 0; background: var(--bg); color: var(--fg); font: 17px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
+main { max-width: 34rem; margin: 0 auto; padding: 1rem; }
+h1 { font-size: 1.5rem; margin: .5rem 0 1rem; }
+h2 { font-size: 1.2rem; margin: 0 0 .5rem; overflow-wrap: anywhere; }
+p { margin: .5rem 0; }
+section { background: var(--card); border: 1px solid var(--line); border-radius: 12px; padding: 1rem; margin: 0 0 1rem; }
+[hidden] { display: none !important; }
+label { display: block; font-weight: 600; margin: .75rem 0 .25rem; }
+input[type=url], input[type=file] { width: 100%; max-width: 100%; font: inherit; padding: .6rem; border: 1px solid var(--line); border-radius: 8px; background: var(--bg); color: var(--fg); }
+button, .button { display: inline-block; font: inherit; font-weight: 600; padding: .65rem 1.1rem; margin: .75rem .5rem 0 0; border-radius: 8px;
+  border: 1px solid var(--accent); background: transparent; color: var(--accent); cursor: pointer; text-decoration: none; }
+button.primary, .button.primary { background: var(--accent); color: var(--accent-fg); }
+.big { display: block; width: 100%; text-align: center; font-size: 1.3rem; padding: 1rem; margin: 1rem 0 .5rem; }
+:focus-visible { outline: 3px solid var(--focus); outline-offset: 2px; }
+h2[tabindex]:focus { outline: none; }
+.drop { border: 2px dashed var(--line); border-radius: 10px; padding: 1rem; margin-top: .5rem; text-align: center; color: var(--muted); }
+.drop.over { border-color: var(--accent); color: var(--fg); }
+.muted { color: var(--muted); font-size: .95rem; }
+.or { text-align: center; color: var(--muted); margin: .75rem 0 0; }
+a { color: var(--accent); }
+code { font-size: .95em; overflow-wrap: anywhere; }
+#failed { border-color: var(--bad); background: var(--bad-bg); }
+#failed h2 { color: var(--bad); }
+#progress { font-size: 1.3rem; font-variant-numeric: tabular-nums; }
+ul { padding-left: 1.2rem; margin: .25rem 0; }
+li { margin: .4rem 0; overflow-wrap: anywhere; }
+`;
+
+const SCRIPT = String.raw`
+(function () {
+  "use strict";
+  var TOKEN_KEY = "knock.token";
+  var RECENT_KEY = "knock.recent";
+  var SECTIONS = ["need-token", "iam", "choose", "working", "done", "failed"];
+  var timer = null;
+
+  function $(id) { return document.getElementById(id); }
+  function store() { try { return window.localStorage; } catch (e) { return null; } }
+  function getToken() { var s = store(); return (s && s.getItem(TOKEN_KEY)) || ""; }
+  function setToken(t) { var s = store(); if (s) { if (t) s.setItem(TOKEN_KEY, t); else s.removeItem(TOKEN_KEY); } }
+
+  function show(id, focus) {
+    SECTIONS.forEach(function (s) { $(s).hidden = s !== id; });
+    $("forget").hidden = !getToken();
+    if (focus) { var h = $(id).querySelector("h2"); if (h) h.focus(); }
+  }
+
+  // The access link carries the token in its fragment (never sent to a server). Keep it in this
+  // browser's storage and take it out of the address bar, the history and any bookmark.
+  function tokenFromFragment(hash) {
+    var m = /(?:^#|&)token=([^&]*)/.exec(hash || "");
+    if (!m) return "";
+    try { return decodeURIComponent(m[1]); } catch (e) { return ""; }
+  }
+  function adoptLink(text) {
+    var i = text.indexOf("#");
+    return i < 0 ? "" : tokenFromFragment(text.slice(i));
+  }
+  function takeFragment() {
+    if (!window.location.hash) return;
+    var t = tokenFromFragment(window.location.hash);
+    if (t) setToken(t);
+    window.history.replaceState(null, "", window.location.pathname + window.location.search);
+  }
+  takeFragment();
+  // Opening a new access link in a tab already showing the page changes only the fragment: the page
+  // is not loaded again, so take the token here too.
+  window.addEventListener("hashchange", function () { takeFragment(); probe(); });
+
+  function headers(json) {
+    var h = { "accept": "application/json" };
+    if (json) h["content-type"] = "application/json";
+    var t = getToken();
+    if (t) h["authorization"] = "Bearer " + t;
+    return h;
+  }
+
+  function readAnswer(res) {
+    return res.text().then(function (text) {
+      var body = null;
+      try { body = JSON.parse(text); } catch (e) { body = null; }
+      return { status: res.status, body: body || {} };
+    });
+  }
+
+  function needToken(message) {
+    $("token-why").textContent = message || "";
+    $("token-why").hidden = !message;
+    show("need-token", true);
+  }
+
+  // 401: no token or a wrong one; 403 without our error shape: AWS refused an unsigned request
+  // (function_url_auth = AWS_IAM), which no browser can sign.
+  function accessProblem(a) {
+    if (a.status === 401) { needToken(getToken() ? "The saved access link is not valid any more: the service refused its token (it may have been replaced by a new one)." : ""); return true; }
+    if (a.status === 403 && !a.body.error_type) { show("iam", true); return true; }
+    return false;
+  }
+
+  function probe() {
+    fetch("/", { headers: headers(false), cache: "no-store" }).then(readAnswer).then(function (a) {
+      if (accessProblem(a)) return;
+      if (a.status === 200 && a.body.status === "ok") { show("choose", false); return; }
+      fail(a);
+    }, function () { failText("Could not reach the service. Check your connection and reload the page."); });
+  }
+
+  function formatBytes(n) {
+    if (n < 1000) return n + " bytes";
+    if (n < 1e6) return Math.round(n / 1000) + " KB";
+    return (n / 1e6).toFixed(1) + " MB";
+  }
+  function formatDate(iso) {
+    var d = new Date(iso);
+    if (isNaN(d.getTime())) return iso;
+    return d.toLocaleDateString(undefined, { year: "numeric", month: "long", day: "numeric" });
+  }
+  function formatTime(iso) {
+    var d = new Date(iso);
+    return isNaN(d.getTime()) ? iso : d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  }
+
+  // Plain words for the service's error answers (docs/api.md, "Errors").
+  function explain(a) {
+    var b = a.body, type = b.error_type;
+    if (type === "AcsmExpired") {
+      return "This ACSM expired on " + formatDate(b.expired_at) + " (" + b.expired_at + "). An ACSM works only for a limited time: download a fresh one from the shop or library and try again.";
+    }
+    if (type === "DeviceLimitReached") {
+      return "The shop or library refused: too many devices have already been used with this book or account. Retrying will not help. Ask the library (or shop) to reset your device count, or to issue the loan again, then download a new ACSM.";
+    }
+    if (type === "InvalidAcsmUrl") return (b.error || "That address could not be used.") + " Download the .acsm file yourself and choose the file instead.";
+    if (type === "BadRequest" || type === "PayloadTooLarge") return (b.error || "") + " Check that you chose the .acsm file the shop or library gave you.";
+    if (type === "UpstreamError") return (b.error || "") + " The shop's or Adobe's server failed; try again later.";
+    if (b.error) return b.error;
+    if (b.Message) return "The service failed (" + b.Message + "). Try again in a moment.";
+    return "The service answered HTTP " + a.status + ". Try again in a moment.";
+  }
+
+  function stopTimer() { if (timer) { clearInterval(timer); timer = null; } }
+  function failText(text) {
+    stopTimer();
+    $("error-text").textContent = text;
+    show("failed", true);
+  }
+  function fail(a) {
+    failText(explain(a) + (a.body.request_id ? " (request id " + a.body.request_id + ")" : ""));
+  }
+
+  function loadRecent() {
+    var s = store(), list = [];
+    try { list = JSON.parse((s && s.getItem(RECENT_KEY)) || "[]"); } catch (e) { list = []; }
+    if (!Array.isArray(list)) list = [];
+    var now = Date.now();
+    return list.filter(function (r) { return r && r.url && Date.parse(r.expires_at) > now; });
+  }
+  function saveRecent(list) { var s = store(); if (s) s.setItem(RECENT_KEY, JSON.stringify(list.slice(0, 10))); }
+  function renderRecent() {
+    var list = loadRecent();
+    saveRecent(list);
+    var ul = $("recent-list");
+    while (ul.firstChild) ul.removeChild(ul.firstChild);
+    list.forEach(function (r) {
+      var li = document.createElement("li");
+      var a = document.createElement("a");
+      a.href = r.url;
+      a.setAttribute("download", r.filename);
+      a.textContent = r.filename;
+      li.appendChild(a);
+      li.appendChild(document.createTextNode(" \u2014 " + formatBytes(r.size_bytes) + ", until " + formatTime(r.expires_at)));
+      ul.appendChild(li);
+    });
+    $("recent").hidden = list.length === 0;
+  }
+
+  function convert(body) {
+    var started = Date.now();
+    var tick = function () { $("progress").textContent = "Converting\u2026 " + Math.floor((Date.now() - started) / 1000) + " s"; };
+    tick();
+    show("working", false);
+    stopTimer();
+    timer = setInterval(tick, 1000);
+    fetch("/", { method: "POST", headers: headers(true), body: JSON.stringify(body), cache: "no-store" }).then(readAnswer).then(function (a) {
+      stopTimer();
+      if (accessProblem(a)) return;
+      var file = a.body.output_files && a.body.output_files[0];
+      if (a.status !== 200 || !file) { fail(a); return; }
+      var title = file.filename.replace(/\.(epub|pdf)$/i, "");
+      $("book-title").textContent = title;
+      $("book-meta").textContent = (/\.pdf$/i.test(file.filename) ? "PDF" : "EPUB") + ", " + formatBytes(file.size_bytes);
+      var link = $("download");
+      link.href = file.download_url;
+      link.setAttribute("download", file.filename);
+      link.setAttribute("aria-label", "Download " + file.filename);
+      $("expires").textContent = "The link works until " + formatTime(file.expires_at) + ".";
+      var list = loadRecent().filter(function (r) { return r.url !== file.download_url; });
+      list.unshift({ filename: file.filename, url: file.download_url, size_bytes: file.size_bytes, expires_at: file.expires_at });
+      saveRecent(list);
+      renderRecent();
+      show("done", true);
+    }, function () { failText("The connection to the service was lost. Check your connection and try again."); });
+  }
+
+  function convertFile(file) {
+    if (!file) return;
+    if (file.size > 262144) { failText(file.name + " is " + formatBytes(file.size) + ": an .acsm file is a few KB. Choose the .acsm the shop or library gave you."); return; }
+    file.text().then(function (text) {
+      convert({ acsm_content: text, filename: file.name });
+    }, function () { failText("Could not read " + file.name + "."); });
+  }
+
+  $("file").addEventListener("change", function () { convertFile(this.files && this.files[0]); this.value = ""; });
+  $("url-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var url = $("acsm-url").value.trim();
+    if (!/^https:\/\//i.test(url)) { $("url-hint").textContent = "Paste an address starting with https://"; $("acsm-url").focus(); return; }
+    $("url-hint").textContent = "";
+    convert({ acsm_url: url });
+  });
+  var drop = $("drop");
+  ["dragenter", "dragover"].forEach(function (t) { drop.addEventListener(t, function (e) { e.preventDefault(); drop.classList.add("over"); }); });
+  ["dragleave", "drop"].forEach(function (t) { drop.addEventListener(t, function () { drop.classList.remove("over"); }); });
+  drop.addEventListener("drop", function (e) { e.preventDefault(); convertFile(e.dataTransfer && e.dataTransfer.files[0]); });
+  $("again").addEventListener("click", function () { show("choose", false); $("file").focus(); });
+  $("retry").addEventListener("click", function () { probe(); });
+  $("token-form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var t = adoptLink($("link").value.trim());
+    if (!t) { $("link-hint").textContent = "That is not an access link: it ends with #token=\u2026"; $("link").focus(); return; }
+    $("link-hint").textContent = "";
+    $("link").value = "";
+    setToken(t);
+    probe();
+  });
+  $("forget").addEventListener("click", function () { setToken(""); needToken(""); });
+
+  renderRecent();
+  probe();
+})();
+`;
+
+const MARKUP_HEAD = `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta name="color-scheme" content="light dark">
+<meta name="referrer" content="no-referrer">
+<title>knock \u2014 ACSM to EPUB/PDF</title>
+<link rel="icon" href="data:,">
+<style>`;
+
+const MARKUP_BODY = `</style>
+</head>
+<body>
+<main>
+<h1>ACSM to EPUB/PDF</h1>
+<section id="need-token" hidden aria-labelledby="need-token-h">
+  <h2 id="need-token-h" tabindex="-1">Open your access link</h2>
+  <p id="token-why" hidden></p>
+  <p>This service is private: it works only from its access link. On the computer you deployed it from, run <code>npx knock open</code> and scan the QR code with this phone, or open the link it prints.</p>
+  <form id="token-form" novalidate>
+    <label for="link">Or paste the access link</label>
+    <input id="link" type="url" inputmode="url" autocomplete="off" autocapitalize="off" spellcheck="false" placeholder="https://\u2026/#token=\u2026" aria-describedby="link-hint">
+    <p id="link-hint" class="muted" aria-live="polite"></p>
+    <button type="submit" class="primary">Use this link</button>
+  </form>
+</section>
+<section id="iam" hidden aria-labelledby="iam-h">
+  <h2 id="iam-h" tabindex="-1">This service only takes signed requests</h2>
+  <p>It is deployed with <code>function_url_auth = AWS_IAM</code>: every request must be signed with AWS credentials, which a browser cannot do. Convert with <code>npx knock convert</code> on a computer, or redeploy with <code>pulumi config set function_url_auth TOKEN</code> to use this page.</p>
+</section>
+<section id="choose" hidden aria-labelledby="choose-h">
+  <h2 id="choose-h" tabindex="-1">Choose the ACSM file</h2>
+  <label for="file">ACSM file from the shop or library</label>
+  <input id="file" type="file" accept=".acsm,application/vnd.adobe.adept+xml">
+  <p id="drop" class="drop">or drop the file here</p>
+  <p class="or">or</p>
+  <form id="url-form" novalidate>
+    <label for="acsm-url">Paste the ACSM\u2019s https address</label>
+    <input id="acsm-url" type="url" inputmode="url" autocomplete="off" autocapitalize="off" spellcheck="false" placeholder="https://\u2026" aria-describedby="url-hint">
+    <p id="url-hint" class="muted" aria-live="polite"></p>
+    <button type="submit" class="primary">Convert</button>
+  </form>
+</section>
+<section id="working" hidden aria-labelledby="working-h">
+  <h2 id="working-h" tabindex="-1">Converting your book</h2>
+  <p id="progress" role="status" aria-live="polite">Converting\u2026</p>
+  <p class="muted">This usually takes under a minute. Keep this page open.</p>
+</section>
+<section id="done" hidden aria-labelledby="book-title">
+  <h2 id="book-title" tabindex="-1"></h2>
+  <p id="book-meta"></p>
+  <a id="download" class="button primary big" href="#" download>Download</a>
+  <p id="expires" class="muted"></p>
+  <button id="again" type="button">Convert another</button>
+</section>
+<section id="failed" hidden role="alert" aria-labelledby="failed-h">
+  <h2 id="failed-h" tabindex="-1">That did not work</h2>
+  <p id="error-text"></p>
+  <button id="retry" type="button">Try again</button>
+</section>
+<section id="recent" hidden aria-labelledby="recent-h">
+  <h2 id="recent-h">Recent conversions in this browser</h2>
+  <ul id="recent-list"></ul>
+  <p class="muted">Links stop working when they expire; they are then removed from this list.</p>
+</section>
+<button id="forget" type="button" hidden>Forget the access link on this browser</button>
+</main>
+<script>`;
+
+const MARKUP_END = `</script>
+</body>
+</html>
+`;
+
+/** The page, exactly as served. */
+export const PAGE_HTML = MARKUP_HEAD + STYLE + MARKUP_BODY + SCRIPT + MARKUP_END;
+
+function sha256Source(text: string): string {
+  return `'sha256-${createHash("sha256").update(text, "utf8").digest("base64")}'`;
+}
+
+/**
+ * The page's Content-Security-Policy: nothing but its own hashed inline script and style, requests
+ * only to its own origin (the service: health, convert, knock serve's /_downloads/), no framing, no
+ * `<base>`, no form posts. The Download button is a navigation to the presigned link, which
+ * `connect-src` does not govern.
+ */
+export const PAGE_CSP = [
+  "default-src 'none'",
+  `script-src ${sha256Source(SCRIPT)}`,
+  `style-src ${sha256Source(STYLE)}`,
+  "connect-src 'self'",
+  "img-src 'self' data:",
+  "frame-ancestors 'none'",
+  "base-uri 'none'",
+  "form-action 'none'",
+].join("; ");
+
+/** Headers of the page's answer. */
+export const PAGE_HEADERS: Readonly<Record<string, string>> = Object.freeze({
+  "content-type": "text/html; charset=utf-8",
+  "content-security-policy": PAGE_CSP,
+  "x-content-type-options": "nosniff",
+  "referrer-policy": "no-referrer",
+  // The same URL answers JSON to API clients: caches must keep the two apart.
+  vary: "Accept",
+  "cache-control": "no-cache",
+});
+
+/** The inline script and style, for tests that check the CSP hashes against them. */
+export const PAGE_PARTS = Object.freeze({ script: SCRIPT, style: STYLE });

@@ -1,0 +1,175 @@
+// The web page in a real browser: headless Chromium (Debian's package, driven by playwright-core)
+// against `knock serve` — the real handler with the libgourou stand-ins and the fake distributor,
+// on 127.0.0.1 but asking for a token as a TOKEN deployment does. Nothing leaves 127.0.0.1: every
+// request the page makes is recorded and must go to the service's own origin.
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import type { BrowserContext, Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { makeAcsm } from "../handler/harness";
+import { cleanup, scratchDir, startStandinService, type StandinService } from "../client/helpers";
+import { browserMissing, launchBrowser, type TestBrowser } from "../support/browser";
+
+const SAMPLE_ACSM = resolve(__dirname, "../fixtures/libgourou/sample-book.acsm");
+// docs/phone.png (linked from the README) is rewritten only on request, so a test run leaves the
+// work tree as it was: KNOCK_UPDATE_SCREENSHOT=1 npx vitest run test/page
+const SCREENSHOT = process.env.KNOCK_UPDATE_SCREENSHOT === "1" ? resolve(__dirname, "../../docs/phone.png") : join(tmpdir(), `knock-phone-${process.pid}.png`);
+const TOKEN = "s3cr3t-T0ken_for-the-page-tests-0123456789ab";
+const PHONE = { width: 360, height: 640 };
+
+const missing = browserMissing();
+if (missing) console.warn(`skipping the page's browser tests: ${missing}`);
+
+let service: StandinService;
+let chrome: TestBrowser;
+const scratch: string[] = [];
+
+beforeAll(async () => {
+  [service, chrome] = await Promise.all([startStandinService({ accessToken: TOKEN }), missing ? undefined : launchBrowser()]) as [StandinService, TestBrowser];
+}, 30_000);
+
+afterAll(async () => {
+  await chrome?.close();
+  await service?.stop();
+  cleanup(scratch);
+});
+
+/** A page in a fresh context (its own storage) that records every request and console message. */
+async function openPage(): Promise<{ context: BrowserContext; page: Page; requests: string[]; consoleLines: string[] }> {
+  const context = await chrome.browser.newContext({ viewport: PHONE, locale: "en-US", timezoneId: "UTC", acceptDownloads: true });
+  const page = await context.newPage();
+  const requests: string[] = [];
+  const consoleLines: string[] = [];
+  page.on("request", (r) => requests.push(r.url()));
+  page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
+  page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e.message}`));
+  return { context, page, requests, consoleLines };
+}
+
+/** True when every request went to the service itself (or is an inline data: URL). */
+function foreignRequests(requests: readonly string[]): string[] {
+  const origin = new URL(service.url).origin;
+  return requests.filter((u) => !u.startsWith("data:") && new URL(u).origin !== origin);
+}
+
+describe.skipIf(missing !== undefined)("the page in Chromium, against knock serve asking for a token", () => {
+  it("takes the token from the access link, converts a chosen ACSM and downloads exactly the stored book", async () => {
+    const { context, page, requests, consoleLines } = await openPage();
+    // Hold the conversion back a little so the elapsed time visibly ticks (the stand-ins are fast).
+    await page.route(`${service.url}/`, async (route) => {
+      if (route.request().method() === "POST") await new Promise((r) => setTimeout(r, 1300));
+      await route.continue();
+    });
+
+    const response = await page.goto(`${service.url}/#token=${TOKEN}`);
+    expect(response?.headers()["content-security-policy"]).toContain("default-src 'none'");
+    await page.getByRole("heading", { name: "Choose the ACSM file" }).waitFor();
+    // The token moved into storage and out of the address bar (and the history entry).
+    expect(await page.evaluate<unknown>('localStorage.getItem("knock.token")')).toBe(TOKEN);
+    expect(page.url()).toBe(`${service.url}/`);
+    expect(await page.evaluate<unknown>("location.hash")).toBe("");
+
+    const [chooser] = await Promise.all([page.waitForEvent("filechooser"), page.getByLabel("ACSM file from the shop or library").click()]);
+    await chooser.setFiles(SAMPLE_ACSM);
+    await page.getByRole("status").filter({ hasText: /Converting… 1 s/ }).waitFor({ timeout: 10_000 });
+
+    await page.getByRole("heading", { name: "Les Misérables" }).waitFor({ timeout: 20_000 });
+    expect(await page.locator("#book-meta").textContent()).toBe("EPUB, 66 KB");
+    const [download] = await Promise.all([page.waitForEvent("download"), page.getByRole("link", { name: "Download Les Misérables.epub" }).click()]);
+    expect(download.suggestedFilename()).toBe("Les Misérables.epub");
+    const booksRoot = join(service.dataDir, "books", "converted");
+    const [requestDir] = readdirSync(booksRoot);
+    const stored = readFileSync(join(booksRoot, requestDir, "Les Misérables.epub"));
+    expect(stored.length).toBe(65536);
+    expect(readFileSync(await download.path()).equals(stored)).toBe(true);
+
+    // This browser's recent conversions list the book with its link.
+    expect(await page.locator("#recent-list a").getAttribute("href")).toBe(await page.locator("#download").getAttribute("href"));
+
+    // A 360 px wide phone screen needs no horizontal scrolling.
+    expect(await page.evaluate<unknown>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(PHONE.width);
+    mkdirSync(resolve(SCREENSHOT, ".."), { recursive: true });
+    await page.screenshot({ path: SCREENSHOT, fullPage: false });
+    if (!SCREENSHOT.includes("docs")) scratch.push(SCREENSHOT);
+
+    await page.getByRole("button", { name: "Convert another" }).click();
+    await page.getByRole("heading", { name: "Choose the ACSM file" }).waitFor();
+
+    expect(foreignRequests(requests)).toEqual([]);
+    // The download is a navigation (Chromium hands it to its download manager, outside the page's
+    // request events): the link is same-origin, and the service logged serving it.
+    expect(new URL(String(await page.locator("#download").getAttribute("href"))).origin).toBe(new URL(service.url).origin);
+    expect(service.logs.filter((l) => / GET \/_downloads\/\S+ 200 /.test(l))).toHaveLength(1);
+    expect(consoleLines.filter((l) => /Content Security Policy|pageerror|error:/i.test(l))).toEqual([]);
+    await context.close();
+  });
+
+  it("answers a wrong token with the 401 message and the paste-the-link prompt, then takes a right link in the same tab", async () => {
+    const { context, page, requests } = await openPage();
+    await page.goto(`${service.url}/#token=not-the-token`);
+    await page.getByRole("heading", { name: "Open your access link" }).waitFor();
+    expect(await page.locator("#token-why").textContent()).toBe("The saved access link is not valid any more: the service refused its token (it may have been replaced by a new one).");
+    expect(page.url()).toBe(`${service.url}/`);
+    // Opening the right link in the same tab changes only the fragment (no new page load).
+    await page.goto(`${service.url}/#token=${TOKEN}`);
+    await page.getByRole("heading", { name: "Choose the ACSM file" }).waitFor();
+    expect(page.url()).toBe(`${service.url}/`);
+    expect(foreignRequests(requests)).toEqual([]);
+    // The service never saw the token in a URL: it travels only in the Authorization header.
+    expect(service.logs.join("\n")).not.toContain("not-the-token");
+    await context.close();
+  });
+
+  it("without a token, explains where the access link comes from and accepts it pasted", async () => {
+    const { context, page, consoleLines } = await openPage();
+    await page.goto(`${service.url}/`);
+    await page.getByRole("heading", { name: "Open your access link" }).waitFor();
+    expect(await page.locator("#need-token").textContent()).toContain("npx knock open");
+    expect(await page.locator("#token-why").isHidden()).toBe(true);
+
+    await page.getByLabel("Or paste the access link").fill(`${service.url}/#token=${TOKEN}`);
+    await page.keyboard.press("Enter");
+    await page.getByRole("heading", { name: "Choose the ACSM file" }).waitFor();
+    expect(await page.evaluate<unknown>('localStorage.getItem("knock.token")')).toBe(TOKEN);
+    expect(consoleLines.filter((l) => /Content Security Policy|pageerror/i.test(l))).toEqual([]);
+    await context.close();
+  });
+
+  it("names the date of an expired ACSM in plain words", async () => {
+    const dir = scratchDir("knock-page-", scratch);
+    const expired = join(dir, "old-loan.acsm");
+    writeFileSync(expired, makeAcsm({ title: "Old Loan", expiration: "2020-01-01T00:00:00+00:00" }));
+    const { context, page } = await openPage();
+    await page.goto(`${service.url}/#token=${TOKEN}`);
+    const [chooser] = await Promise.all([page.waitForEvent("filechooser"), page.getByLabel("ACSM file from the shop or library").click()]);
+    await chooser.setFiles(expired);
+    await page.getByRole("heading", { name: "That did not work" }).waitFor();
+    const text = await page.locator("#error-text").textContent();
+    expect(text).toContain("This ACSM expired on January 1, 2020 (2020-01-01T00:00:00+00:00)");
+    expect(text).toContain("download a fresh one from the shop or library");
+    await context.close();
+  });
+
+  it("is operable by keyboard alone and follows the dark colour scheme", async () => {
+    const { context, page } = await openPage();
+    await page.emulateMedia({ colorScheme: "light" });
+    await page.goto(`${service.url}/#token=${TOKEN}`);
+    await page.getByRole("heading", { name: "Choose the ACSM file" }).waitFor();
+    const light = await page.evaluate<unknown>("getComputedStyle(document.body).backgroundColor");
+    await page.emulateMedia({ colorScheme: "dark" });
+    const dark = await page.evaluate<unknown>("getComputedStyle(document.body).backgroundColor");
+    expect(light).toBe("rgb(251, 250, 247)");
+    expect(dark).toBe("rgb(20, 20, 22)");
+
+    // Tab order: the file input, then the address field; typing an address and Enter submits it.
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate<unknown>("document.activeElement?.id")).toBe("file");
+    await page.keyboard.press("Tab");
+    expect(await page.evaluate<unknown>("document.activeElement?.id")).toBe("acsm-url");
+    await page.keyboard.type("http://not-https.example/book.acsm");
+    await page.keyboard.press("Enter");
+    expect(await page.locator("#url-hint").textContent()).toBe("Paste an address starting with https://");
+    await context.close();
+  });
+});
