@@ -1,6 +1,9 @@
 import { Command, CommanderError } from "commander";
 import { convertCommand } from "./commands/convert";
 import { healthCommand } from "./commands/health";
+import { loansCommand } from "./commands/loans";
+import { openCommand } from "./commands/open";
+import { returnCommand } from "./commands/return";
 import { serveCommand } from "./commands/serve";
 import { CliError, EXIT_FAILED, EXIT_USAGE } from "./shared/failures";
 
@@ -15,9 +18,10 @@ export function program(): Command {
       "\nExamples:\n" +
         "  $ npx knock convert book.acsm                     # service from `pulumi stack output function_url`\n" +
         "  $ npx knock serve --tools ./libgourou-tools       # the whole service on this machine\n" +
-        "  $ npx knock convert --url http://127.0.0.1:9000 --out ~/Books *.acsm\n",
+        "  $ npx knock convert --url http://127.0.0.1:9000 --out ~/Books *.acsm\n" +
+        "  $ npx knock open                                  # the access link and a QR code for your phone\n",
     );
-  for (const command of [convertCommand(), healthCommand(), serveCommand()]) {
+  for (const command of [convertCommand(), healthCommand(), serveCommand(), openCommand(), loansCommand(), returnCommand()]) {
     // Usage errors exit 2 (clig.dev; gh does the same), not commander's default 1.
     command.exitOverride().showHelpAfterError("(run with --help for usage)");
     knock.addCommand(command);

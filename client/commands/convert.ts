@@ -99,6 +99,7 @@ export function convertCommand(): Command {
     .option("--url <url>", "service address (default: $KNOCK_URL, else `pulumi stack output function_url`)")
     .option("--region <region>", "AWS region to sign for (default: the one in the Function URL)")
     .option("--profile <name>", "AWS profile for the credentials (default: $AWS_PROFILE)")
+    .option("--token <token>", "access token of a TOKEN deployment (default: $KNOCK_TOKEN, else the stack's access_token output)")
     .option("--json", "print one JSON object per book on stdout")
     .addHelpText(
       "after",

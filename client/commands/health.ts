@@ -12,6 +12,7 @@ export function healthCommand(): Command {
     .option("--url <url>", "service address (default: $KNOCK_URL, else `pulumi stack output function_url`)")
     .option("--region <region>", "AWS region to sign for (default: the one in the Function URL)")
     .option("--profile <name>", "AWS profile for the credentials (default: $AWS_PROFILE)")
+    .option("--token <token>", "access token of a TOKEN deployment (default: $KNOCK_TOKEN, else the stack's access_token output)")
     .option("--json", "print the service's health answer as JSON on stdout")
     .addHelpText("after", "\nExample:\n  $ npx knock health --url http://127.0.0.1:9000\n")
     .action(async (opts: ConnectionFlags & { json?: boolean }) => {
@@ -35,7 +36,8 @@ export function healthCommand(): Command {
         const limits = (body.limits ?? {}) as Record<string, unknown>;
         const lines = [
           `status: ${String(body.status)}`,
-          `converter: ${Object.values(converter).map(String).join("; ") || "unknown"}`,
+          // Every tool prints the same libgourou version line; show each distinct one once.
+          `converter: ${[...new Set(Object.values(converter).map(String))].join("; ") || "unknown"}`,
           typeof limits.max_body_bytes === "number" ? `max request body: ${formatBytes(limits.max_body_bytes)}` : undefined,
           typeof limits.download_url_expiry_seconds === "number" ? `download links valid for: ${limits.download_url_expiry_seconds} s` : undefined,
         ].filter(Boolean);

@@ -1,9 +1,22 @@
+import { randomBytes } from "node:crypto";
+import { networkInterfaces } from "node:os";
 import { Command, InvalidArgumentError } from "commander";
+import { accessLink, terminalQr } from "../shared/access-link";
 import { CliError } from "../shared/failures";
 import { hasTools, startLocalService, TOOLS_HINT } from "../serve/local-service";
 
-/** Addresses that reach only this machine; anything else needs `--host` and gets a warning. */
+/** Addresses that reach only this machine; anything else needs `--host` and an access token. */
 const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
+
+/**
+ * Addresses a phone on the same network could use for a service bound to `host`: the host itself,
+ * or for a wildcard bind (0.0.0.0, ::) this machine's non-loopback IPv4 addresses.
+ */
+export function reachableHosts(host: string, interfaces = networkInterfaces()): string[] {
+  if (host !== "0.0.0.0" && host !== "::") return [host];
+  const found = Object.values(interfaces).flatMap((list) => (list ?? []).filter((i) => i.family === "IPv4" && !i.internal).map((i) => i.address));
+  return found.length > 0 ? found : [host];
+}
 
 function integer(name: string, min: number, max: number) {
   return (value: string): number => {
@@ -18,23 +31,22 @@ export function serveCommand(): Command {
   return new Command("serve")
     .description("Run the conversion service on this machine (no AWS): the real handler behind a local Function URL")
     .option("--port <n>", "port to listen on (0 picks a free one)", integer("--port", 0, 65535), 9000)
-    .option("--host <address>", "address to bind; anything but 127.0.0.1/::1 exposes the service without authentication", "127.0.0.1")
+    .option("--host <address>", "address to bind; anything but 127.0.0.1/::1 makes every request but the page need the access token", "127.0.0.1")
+    .option("--token <token>", "access token to ask for (default: none on 127.0.0.1; a new random one on any other address)")
     .option("--data <dir>", "folder for the Adobe device, converted books and the link secret", ".knock")
-    .option("--tools <dir>", "folder with libgourou's adept_activate, acsmdownloader, adept_remove (default: $LIBGOUROU_BIN_DIR)")
+    .option("--tools <dir>", "folder with libgourou's adept_activate, acsmdownloader, adept_remove, adept_loan_mgt (default: $LIBGOUROU_BIN_DIR)")
     .option("--timeout <seconds>", "the function's time budget per request, as lambda_timeout", integer("--timeout", 1, 900), 900)
     .option("--link-expiry <seconds>", "lifetime of download links, as download_url_expiry_seconds", integer("--link-expiry", 1, 604800), 3600)
     .addHelpText(
       "after",
       "\nExample:\n  $ npx knock serve --tools ~/libgourou/bin\n  $ npx knock convert --url http://127.0.0.1:9000 book.acsm\n",
     )
-    .action(async (opts: { port: number; host: string; data: string; tools?: string; timeout: number; linkExpiry: number }) => {
+    .action(async (opts: { port: number; host: string; data: string; tools?: string; token?: string; timeout: number; linkExpiry: number }) => {
       const toolsDir = opts.tools ?? (process.env.LIBGOUROU_BIN_DIR?.trim() || undefined);
-      if (!LOOPBACK.has(opts.host)) {
-        process.stderr.write(
-          `WARNING: listening on ${opts.host}: anyone who can reach this address can convert books with your Adobe device and download them. ` +
-            "knock serve has no authentication; bind 127.0.0.1 unless you trust the network.\n",
-        );
-      }
+      const exposed = !LOOPBACK.has(opts.host);
+      // Beyond loopback the service asks for a token, as a TOKEN deployment does: 256 random bits
+      // unless one is given. On loopback only a given token is asked for.
+      const token = opts.token || (exposed ? randomBytes(32).toString("base64url") : undefined);
       let service;
       try {
         service = await startLocalService({
@@ -44,6 +56,7 @@ export function serveCommand(): Command {
           toolsDir,
           timeoutSeconds: opts.timeout,
           downloadUrlExpirySeconds: opts.linkExpiry,
+          accessToken: token,
         });
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
@@ -59,6 +72,17 @@ export function serveCommand(): Command {
         process.stderr.write(`knock serve: tools from ${service.toolsDir}\n`);
       }
       process.stderr.write(`knock serve: listening on ${service.url} (Ctrl-C stops)\n`);
+      if (exposed && token) {
+        const port = new URL(service.url).port;
+        const links = reachableHosts(opts.host).map((h) => accessLink(`http://${h.includes(":") ? `[${h}]` : h}:${port}/`, token));
+        process.stderr.write(
+          `knock serve: every request but the page needs the access token${opts.token ? " given with --token" : ""}. ` +
+            "Anyone on this network who gets the link can convert books with your Adobe device; traffic is plain HTTP.\n" +
+            `knock serve: open on your phone (same network):\n${links.map((l) => `  ${l}`).join("\n")}\n\n${await terminalQr(links[0])}\n`,
+        );
+      } else if (token) {
+        process.stderr.write(`knock serve: every request but the page needs the access token given with --token\n`);
+      }
       await new Promise<void>((done) => {
         const stop = (): void => {
           process.off("SIGINT", stop);

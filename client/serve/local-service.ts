@@ -3,18 +3,20 @@ import { mkdir } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
 import { createHandler, type HandlerDeps } from "../../lambda/src/handler";
+import { tokenSha256 } from "../../lambda/src/access";
 import type { HandlerConfig } from "../../lambda/src/config";
 import { createFunctionUrlServer, currentOrigin } from "./function-url-server";
 import type { HttpAnswer } from "./function-url-event";
 import { localDeviceStore, lockDataFolder } from "./local-device-store";
+import { localLoanStore } from "./local-loan-store";
 import { DOWNLOAD_PREFIX, downloadSecret, localOutputStore } from "./local-output-store";
 
-/** The three tools the handler runs (lambda/src/libgourou.ts). */
-export const TOOL_NAMES = ["adept_activate", "acsmdownloader", "adept_remove"] as const;
+/** The four tools the handler runs (lambda/src/libgourou.ts). */
+export const TOOL_NAMES = ["adept_activate", "acsmdownloader", "adept_remove", "adept_loan_mgt"] as const;
 
 /** What `knock serve` says when the converter tools are missing: where to get them. */
 export const TOOLS_HINT =
-  "knock serve: give it libgourou's tools (adept_activate, acsmdownloader, adept_remove) with --tools DIR or LIBGOUROU_BIN_DIR; " +
+  "knock serve: give it libgourou's tools (adept_activate, acsmdownloader, adept_remove, adept_loan_mgt) with --tools DIR or LIBGOUROU_BIN_DIR; " +
   'the README section "Run it locally" shows how to build them with Docker from the sources the image uses.';
 
 /** Options for {@link startLocalService}. */
@@ -31,13 +33,18 @@ export interface LocalServiceOptions {
   readonly timeoutSeconds?: number;
   /** Lifetime of download links. @default 3600 */
   readonly downloadUrlExpirySeconds?: number;
+  /**
+   * The access token every request but the page must carry (`Authorization: Bearer`), as a
+   * deployment with `function_url_auth = TOKEN` asks for it. @default none: no token asked
+   */
+  readonly accessToken?: string;
   readonly log?: (line: string) => void;
   readonly now?: () => Date;
   /**
    * More collaborators for the handler (tests: the converter's egress policy and the stand-in's
    * environment, as test/handler does). @default none: the handler's production defaults
    */
-  readonly handlerDeps?: Partial<Omit<HandlerDeps, "config" | "deviceStore" | "outputStore" | "tmpRoot" | "logSink">>;
+  readonly handlerDeps?: Partial<Omit<HandlerDeps, "config" | "deviceStore" | "outputStore" | "loanStore" | "tmpRoot" | "logSink">>;
 }
 
 /** A running local service. */
@@ -49,7 +56,7 @@ export interface LocalService {
   close(): Promise<void>;
 }
 
-/** True when `dir` holds all three tools. */
+/** True when `dir` holds all four tools. */
 export function hasTools(dir: string | undefined): boolean {
   return dir !== undefined && TOOL_NAMES.every((t) => existsSync(join(dir, t)));
 }
@@ -98,11 +105,14 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
     // Without tools the handler answers ConverterMissing, as a cloud image without them would.
     toolsDir: toolsDir ?? join(dataDir, "no-tools"),
     s3Endpoint: undefined,
+    accessTokenSha256: options.accessToken === undefined ? undefined : tokenSha256(options.accessToken),
+    functionUrlAuth: options.accessToken === undefined ? "NONE" : "TOKEN",
   };
   const handle = createHandler({
     ...options.handlerDeps,
     config,
     deviceStore: localDeviceStore(dataDir, options.now),
+    loanStore: localLoanStore(dataDir),
     outputStore,
     tmpRoot: join(dataDir, "tmp"),
     logSink: log,

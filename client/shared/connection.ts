@@ -7,6 +7,29 @@ export interface ConnectionFlags {
   readonly url?: string;
   readonly region?: string;
   readonly profile?: string;
+  /** The access token of a TOKEN deployment (or of `knock serve` on the network). */
+  readonly token?: string;
+}
+
+/** Sends the access token as `Authorization: Bearer` (RFC 6750 §2.1) instead of signing. */
+export function bearer(token: string): RequestSigner {
+  return async (request) => ({ ...request.headers, authorization: `Bearer ${token}` });
+}
+
+/**
+ * The stack's access token, read only when the stack is in TOKEN mode and the address in use is its
+ * Function URL: `access_token` is null in the other modes and `[secret]` without --show-secrets, so
+ * the first look reveals nothing and the token is fetched only when there is one.
+ */
+async function stackToken(address: ServiceAddress, readOutput: StackOutputReader): Promise<string | undefined> {
+  if (address.source !== "pulumi stack output function_url") {
+    const stackUrl = await readOutput("function_url");
+    if (stackUrl === undefined || new URL(stackUrl).host !== address.url.host) return undefined;
+  }
+  const masked = await readOutput("access_token");
+  if (masked === undefined || masked === "null") return undefined;
+  const token = await readOutput("access_token", { showSecrets: true });
+  return token && token !== "null" ? token : undefined;
 }
 
 /** Everything needed to talk to the service: where it is, how to sign, where to connect. */
@@ -36,7 +59,13 @@ export async function connect(flags: ConnectionFlags, note: (line: string) => vo
   const local = isLocalUrl(address.url);
   let sign: RequestSigner = unsigned;
   let how = "unsigned (local address)";
-  if (!local) {
+  // A token replaces signing: in TOKEN mode the URL is public and Authorization carries the token.
+  const given = flags.token ? "--token" : process.env.KNOCK_TOKEN?.trim() ? "KNOCK_TOKEN" : undefined;
+  const token = flags.token || process.env.KNOCK_TOKEN?.trim() || (local ? undefined : await stackToken(address, readOutput));
+  if (token) {
+    sign = bearer(token);
+    how = `access token from ${given ?? "pulumi stack output access_token"}`;
+  } else if (!local) {
     const region = signingRegion(address.url, flags.region);
     sign = lambdaUrlSigner(region, defaultCredentials(flags.profile), flags.profile);
     how = `SigV4 lambda/${region}${flags.profile ? `, profile ${flags.profile}` : ""}`;

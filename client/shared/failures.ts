@@ -55,6 +55,7 @@ export interface ServiceErrorBody {
 
 /** What to do next for each of the service's error types (docs/api.md, "Errors"). */
 const NEXT_STEP: Record<string, string> = {
+  Unauthorized: "Pass the service's access token with --token or KNOCK_TOKEN (`pulumi stack output access_token --show-secrets` prints it).",
   BadRequest: "Check that the file is the .acsm the shop or library gave you.",
   InvalidAcsmUrl: "Download the .acsm yourself and pass the file instead.",
   PayloadTooLarge: "An .acsm file is a few KB; this file is not one.",
@@ -64,6 +65,11 @@ const NEXT_STEP: Record<string, string> = {
   DeviceUnavailable: "Retry: the next request uses the stored device.",
   Misconfigured: "Fix the deployment (pulumi up) and retry.",
   ConverterMissing: "The service cannot run its converter tools; see its health answer (knock health).",
+  NotFound: "The service does not know this path; if it predates library loans, update it (pulumi up).",
+  NoSuchLoan: "`knock loans` lists the loans the service keeps.",
+  ReturnInProgress: "Another return of this loan is running; check `knock loans` in a minute.",
+  // LoanReturnRefused, LoanExpired and InvalidLoanToken: the service's message already says how to forget the loan.
+  LoanReturnFailed: "The loan is kept; try again later.",
 };
 
 /** Turns a service error answer into one clear failure naming its type, message and request id. */

@@ -12,17 +12,20 @@ export interface ServiceAddress {
 /** The project root (where Pulumi.yaml is): the client ships inside the Pulumi project. */
 export const PROJECT_ROOT = resolve(__dirname, "../..");
 
-/** Runs `pulumi stack output NAME` and returns its value, or undefined when the CLI or the output is not there. */
-export type StackOutputReader = (name: string) => Promise<string | undefined>;
+/**
+ * Runs `pulumi stack output NAME` and returns its value, or undefined when the CLI or the output is
+ * not there. A secret output reads as `[secret]` unless `showSecrets` is set.
+ */
+export type StackOutputReader = (name: string, options?: { readonly showSecrets?: boolean }) => Promise<string | undefined>;
 
 /**
  * Reads a stack output with the Pulumi CLI, in the current folder when it holds a Pulumi project,
  * else in this project's root. Bounded in time: `pulumi` may wait on a backend login.
  */
-export const pulumiStackOutput: StackOutputReader = (name) =>
+export const pulumiStackOutput: StackOutputReader = (name, options) =>
   new Promise((done) => {
     const cwd = existsSync(join(process.cwd(), "Pulumi.yaml")) ? process.cwd() : PROJECT_ROOT;
-    execFile("pulumi", ["stack", "output", name], { cwd, timeout: 30_000, windowsHide: true }, (err, stdout) => {
+    execFile("pulumi", ["stack", "output", name, ...(options?.showSecrets ? ["--show-secrets"] : [])], { cwd, timeout: 30_000, windowsHide: true }, (err, stdout) => {
       const value = stdout?.toString().trim();
       done(err || !value ? undefined : value);
     });

@@ -8,6 +8,13 @@ export interface HandlerConfig {
   readonly downloadUrlExpirySeconds: number;
   /** Directory holding `adept_activate`, `acsmdownloader`, `adept_remove` (`LIBGOUROU_BIN_DIR`, required). */
   readonly toolsDir: string;
+  /**
+   * SHA-256 of the access token (`ACCESS_TOKEN_SHA256`, 64 hex digits): when set, every Function URL
+   * request but the page needs `Authorization: Bearer <token>`. Unset: no token check.
+   */
+  readonly accessTokenSha256: Buffer | undefined;
+  /** The Function URL's access mode as the stack set it (`FUNCTION_URL_AUTH`), reported by health. @default "TOKEN" with a hash, else undefined */
+  readonly functionUrlAuth: "AWS_IAM" | "NONE" | "TOKEN" | undefined;
   /** S3 endpoint override (`AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`); unset in AWS. */
   readonly s3Endpoint: string | undefined;
 }
@@ -35,7 +42,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HandlerConfig 
       `DOWNLOAD_URL_EXPIRY_SECONDS is "${rawExpiry}"; it must be a whole number of seconds from 1 to ${MAX_PRESIGN_SECONDS}.`,
     );
   }
+  const rawHash = env.ACCESS_TOKEN_SHA256?.trim() || undefined;
+  if (rawHash !== undefined && !/^[0-9a-f]{64}$/i.test(rawHash)) {
+    throw new Error("ACCESS_TOKEN_SHA256 must be the 64 hex digits of the access token's SHA-256.");
+  }
+  const rawAuth = env.FUNCTION_URL_AUTH?.trim() || (rawHash ? "TOKEN" : undefined);
+  if (rawAuth !== undefined && rawAuth !== "AWS_IAM" && rawAuth !== "NONE" && rawAuth !== "TOKEN") {
+    throw new Error(`FUNCTION_URL_AUTH is "${rawAuth}"; it must be AWS_IAM, NONE or TOKEN.`);
+  }
+  // Token mode without a hash would leave a public URL open: refuse to run instead.
+  if (rawAuth === "TOKEN" && rawHash === undefined) {
+    throw new Error("Environment variable ACCESS_TOKEN_SHA256 is required when FUNCTION_URL_AUTH is TOKEN; the deployment must provide it.");
+  }
   return Object.freeze({
+    accessTokenSha256: rawHash === undefined ? undefined : Buffer.from(rawHash, "hex"),
+    functionUrlAuth: rawAuth,
     outputBucket: required(env, "OUTPUT_BUCKET"),
     deviceBucket: required(env, "DEVICE_CREDENTIALS_BUCKET"),
     downloadUrlExpirySeconds: expiry,

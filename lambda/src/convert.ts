@@ -1,6 +1,7 @@
 import { mkdir, readdir, stat, writeFile } from "node:fs/promises";
 import { basename, extname, join } from "node:path";
 import { LibgourouError, mapLibgourouError, runLibgourou } from "./libgourou";
+import { loanTokenPath } from "./loans";
 import { ServiceError } from "./errors";
 import type { DeviceManager } from "./device";
 import type { Logger } from "./log";
@@ -12,6 +13,11 @@ export interface ConvertedBook {
   readonly filename: string;
   readonly contentType: string;
   readonly sizeBytes: number;
+  /**
+   * The loan token acsmdownloader wrote for a loaned book (`<device dir>/loans/<id>.xml`), for the
+   * caller to store; undefined for a purchase.
+   */
+  readonly loanToken?: string;
 }
 
 const CONTENT_TYPES: Readonly<Record<string, string>> = {
@@ -65,17 +71,17 @@ export function downloadName(title: string | undefined, format: string | undefin
   return truncateUtf8(name, 200 - ext.length).trimEnd() + ext;
 }
 
-async function download(acsmPath: string, deviceDir: string, outDir: string, ctx: ConvertContext): Promise<string> {
+async function download(acsmPath: string, deviceDir: string, outDir: string, ctx: ConvertContext): Promise<{ path: string; loanToken: string | undefined }> {
   await mkdir(outDir);
   // Without -o the tool names the file after the book's title and appends the right extension,
   // which adept_remove needs to pick the format.
   const named = ctx.outputName !== undefined ? ["-o", ctx.outputName] : [];
-  await runLibgourou(ctx.toolsDir, "acsmdownloader", ["-D", deviceDir, "-O", outDir, ...named, acsmPath], ctx.timeLeftMs(), ctx.toolEnv);
+  const run = await runLibgourou(ctx.toolsDir, "acsmdownloader", ["-D", deviceDir, "-O", outDir, ...named, acsmPath], ctx.timeLeftMs(), ctx.toolEnv);
   const books = (await readdir(outDir)).filter((name) => extname(name).toLowerCase() in CONTENT_TYPES);
   if (books.length !== 1) {
     throw new ServiceError(500, "ConversionFailed", `acsmdownloader succeeded but produced ${books.length} EPUB/PDF files, expected one.`);
   }
-  return join(outDir, books[0]);
+  return { path: join(outDir, books[0]), loanToken: loanTokenPath(run.output, deviceDir) };
 }
 
 /**
@@ -88,22 +94,23 @@ export async function convertAcsm(acsm: string, ctx: ConvertContext): Promise<Co
   await writeFile(acsmPath, acsm);
   try {
     let deviceDir = await ctx.devices.get(ctx.log, ctx.timeLeftMs, ctx.toolEnv);
-    let encrypted: string;
+    let downloaded: { path: string; loanToken: string | undefined };
     try {
-      encrypted = await download(acsmPath, deviceDir, join(ctx.workDir, "download-1"), ctx);
+      downloaded = await download(acsmPath, deviceDir, join(ctx.workDir, "download-1"), ctx);
     } catch (err) {
       if (!(err instanceof LibgourouError && err.isServerError("E_ADEPT_REQUEST_EXPIRED"))) throw err;
       ctx.log.warn("ADEPT server answered E_ADEPT_REQUEST_EXPIRED; re-activating and retrying once");
       deviceDir = await ctx.devices.replaceFailed(ctx.log, ctx.timeLeftMs, ctx.toolEnv);
-      encrypted = await download(acsmPath, deviceDir, join(ctx.workDir, "download-2"), ctx);
+      downloaded = await download(acsmPath, deviceDir, join(ctx.workDir, "download-2"), ctx);
     }
+    const encrypted = downloaded.path;
     const filename = basename(encrypted);
     const outDir = join(ctx.workDir, "book");
     await mkdir(outDir);
     const output = join(outDir, filename);
     await runLibgourou(ctx.toolsDir, "adept_remove", ["-D", deviceDir, "-f", encrypted, "-o", output], ctx.timeLeftMs(), ctx.toolEnv);
     const { size } = await stat(output);
-    return { path: output, filename, contentType: CONTENT_TYPES[extname(filename).toLowerCase()], sizeBytes: size };
+    return { path: output, filename, contentType: CONTENT_TYPES[extname(filename).toLowerCase()], sizeBytes: size, loanToken: downloaded.loanToken };
   } catch (err) {
     if (err instanceof LibgourouError) throw mapLibgourouError(err);
     throw err;

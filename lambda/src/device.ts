@@ -178,13 +178,8 @@ export class DeviceManager {
 
   /** Returns a directory holding a complete device; `timeoutMs` bounds an activation if one is needed. */
   async get(log: Logger, timeoutMs: () => number, env?: NodeJS.ProcessEnv): Promise<string> {
-    if (this.cachedDir !== undefined && (await isComplete(this.cachedDir))) return this.cachedDir;
-    await mkdir(this.cacheRoot, { recursive: true });
-    const stored = await this.store.loadVersioned();
-    if (stored !== undefined) {
-      log.info("device loaded from store");
-      return this.remember(await writeDeviceDir(this.cacheRoot, stored.files), stored.etag);
-    }
+    const existing = await this.current(log);
+    if (existing !== undefined) return existing;
     const activated = await this.activate(log, timeoutMs(), env);
     const files = await readDeviceDir(activated);
     const etag = await this.store.storeIfAbsent(files);
@@ -200,6 +195,19 @@ export class DeviceManager {
     }
     log.info("device stored concurrently by another invocation; using it");
     return this.remember(await writeDeviceDir(this.cacheRoot, winner.files), winner.etag);
+  }
+
+  /**
+   * The directory of the stored device, or undefined when none is stored — never activating one
+   * (returning a loan needs the device that borrowed it, not a new one).
+   */
+  async current(log: Logger): Promise<string | undefined> {
+    if (this.cachedDir !== undefined && (await isComplete(this.cachedDir))) return this.cachedDir;
+    await mkdir(this.cacheRoot, { recursive: true });
+    const stored = await this.store.loadVersioned();
+    if (stored === undefined) return undefined;
+    log.info("device loaded from store");
+    return this.remember(await writeDeviceDir(this.cacheRoot, stored.files), stored.etag);
   }
 
   /**

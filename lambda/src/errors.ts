@@ -34,10 +34,26 @@ export class AcsmUrlError extends ServiceError {
   }
 }
 
-/** 405: only GET (health) and POST (convert) exist. */
+/**
+ * 401: the service runs in token mode (`function_url_auth = TOKEN`) and the request's token is
+ * missing or wrong. RFC 7235 §3.1: a 401 carries a `WWW-Authenticate` challenge (the handler adds it).
+ */
+export class UnauthorizedError extends ServiceError {
+  constructor(message: string) {
+    super(401, "Unauthorized", message);
+  }
+}
+
+/** 405: only GET (health) and POST (convert) exist on `/`; the loan paths name their own methods. */
 export class MethodNotAllowedError extends ServiceError {
-  constructor(method: string) {
-    super(405, "MethodNotAllowed", `Method ${method} is not allowed: use POST to convert an ACSM or GET for health.`);
+  constructor(method: string, allowedHere?: { path: string; allowed: string }) {
+    super(
+      405,
+      "MethodNotAllowed",
+      allowedHere
+        ? `Method ${method} is not allowed on ${allowedHere.path}: use ${allowedHere.allowed}.`
+        : `Method ${method} is not allowed: use POST to convert an ACSM or GET for health.`,
+    );
   }
 }
 
@@ -114,5 +130,73 @@ export class ForbiddenDestinationError extends ServiceError {
       `The ACSM's server, or a link or redirect it returned, points to ${host}, which ${reason}; the converter only connects to public hosts.`,
       { refused_host: host },
     );
+  }
+}
+
+/**
+ * The paths the service answers, for 404 answers. A field of its own because the handler redacts
+ * anything that looks like a file path (two or more `/` segments) from messages.
+ */
+export const ROUTES: readonly string[] = ["GET /", "POST /", "GET /loans", "POST /loans/<id>/return", "DELETE /loans/<id>"];
+
+/** 404: the path names nothing the service answers. */
+export class NotFoundError extends ServiceError {
+  constructor() {
+    super(404, "NotFound", "The service has nothing at this path; `routes` lists what it answers.", { routes: ROUTES });
+  }
+}
+
+/** 404: no stored loan has this id. */
+export class LoanNotFoundError extends ServiceError {
+  constructor(id: string) {
+    super(404, "NoSuchLoan", `No stored loan has the id ${id} (it may have been returned or forgotten already); GET /loans lists them.`, { loan_id: id });
+  }
+}
+
+/** 409: another request is returning this loan right now. */
+export class LoanReturnInProgressError extends ServiceError {
+  constructor(id: string) {
+    super(409, "ReturnInProgress", `Loan ${id} is being returned by another request; list the loans again in a minute to see the outcome.`, { loan_id: id });
+  }
+}
+
+/** 409: the library's server answered the return with an ADEPT error (libgourou 0x1003). */
+export class LoanReturnRefusedError extends ServiceError {
+  constructor(id: string, serverError: string) {
+    super(
+      409,
+      "LoanReturnRefused",
+      `The library's server refused to return loan ${id}: ${serverError}. It may already be returned or ended. The loan stays ` +
+        `in the list; once the library no longer shows it, forget it (DELETE on the loan, or \`knock return --forget ${id}\`).`,
+      { loan_id: id, adept_error: serverError },
+    );
+  }
+}
+
+/** 410: the loan period is over: the library has already taken the book back. */
+export class LoanExpiredError extends ServiceError {
+  constructor(id: string, expiredAt: string) {
+    super(
+      410,
+      "LoanExpired",
+      `Loan ${id} ended at ${expiredAt}: the library has already taken the book back, there is nothing to return. Forget it (DELETE on the loan, or \`knock return --forget ${id}\`).`,
+      { loan_id: id, expired_at: expiredAt },
+    );
+  }
+}
+
+/** 422: the stored loan token cannot be read, so the converter could not return it either. */
+export class InvalidLoanTokenError extends ServiceError {
+  constructor(id: string, reason: string) {
+    super(422, "InvalidLoanToken", `The stored token of loan ${id} is not valid (${reason}); it cannot be returned. Forget it (DELETE on the loan, or \`knock return --forget ${id}\`).`, {
+      loan_id: id,
+    });
+  }
+}
+
+/** 500: adept_loan_mgt ended without confirming the return (it exits 0 for some failures). */
+export class LoanReturnFailedError extends ServiceError {
+  constructor(id: string, toolSaid: string) {
+    super(500, "LoanReturnFailed", `adept_loan_mgt did not confirm the return of loan ${id}: ${toolSaid}. The loan is kept; retry later.`, { loan_id: id });
   }
 }

@@ -5,13 +5,17 @@ import { S3Client } from "@aws-sdk/client-s3";
 import type { Context } from "aws-lambda";
 import { loadConfig, type HandlerConfig } from "./config";
 import { createLogger, type LogSink, type Logger } from "./log";
-import { MAX_BODY_BYTES, parseRequest, type AcsmSource } from "./request";
+import { isFunctionUrlEvent, isPageRequest, MAX_BODY_BYTES, parseRequest, type AcsmSource } from "./request";
+import { requireToken } from "./access";
+import { PAGE_HEADERS, PAGE_HTML } from "./page";
 import { validateAcsm } from "./acsm";
 import { fetchAcsm, systemResolver, type Resolver } from "./fetch-acsm";
 import { DeviceManager, s3DeviceStore, type DeviceStore } from "./device";
 import { convertAcsm, downloadName, type ConvertedBook } from "./convert";
 import { s3OutputStore, type OutputStore } from "./output-store";
-import { ForbiddenDestinationError, ServiceError } from "./errors";
+import { Loans, runLoanTool } from "./loans";
+import { s3LoanStore, type LoanStore } from "./loan-store";
+import { ForbiddenDestinationError, ServiceError, UnauthorizedError } from "./errors";
 import { runTool, toolEnvironment } from "./run-tool";
 import { proxyEnvironment, startEgressProxy, type EgressPolicy } from "./egress-proxy";
 
@@ -39,6 +43,8 @@ export interface HandlerDeps {
   readonly s3?: S3Client;
   readonly deviceStore?: DeviceStore;
   readonly outputStore?: OutputStore;
+  /** Where loan tokens are kept. @default the device bucket under `adept/loans/` */
+  readonly loanStore?: LoanStore;
   /** DNS for `acsm_url`. @default the system resolver */
   readonly resolver?: Resolver;
   /** Which addresses `acsm_url` may reach. @default public unicast only */
@@ -130,26 +136,30 @@ export function createHandler(deps: HandlerDeps): (event: unknown, context: Hand
   const devices = new DeviceManager(deps.deviceStore ?? s3DeviceStore(s3, config.deviceBucket), config.toolsDir, join(tmpRoot, "knock-devices"));
   const output = deps.outputStore ?? s3OutputStore(s3, config.outputBucket);
   const now = deps.now ?? (() => new Date());
-  let converterVersion: string | undefined;
+  const loans = new Loans(deps.loanStore ?? s3LoanStore(s3, config.deviceBucket));
+  /** Each health-checked tool's `-V` line, once it ran. */
+  const converterVersions: Record<string, string> = {};
 
   async function health(log: Logger, requestId: string, timeLeftMs: () => number): Promise<HandlerResult> {
-    if (converterVersion === undefined) {
-      const run = await runTool(join(config.toolsDir, "acsmdownloader"), ["-V"], {
+    // acsmdownloader converts; adept_loan_mgt returns loans early (POST /loans/<id>/return).
+    for (const tool of ["acsmdownloader", "adept_loan_mgt"]) {
+      if (converterVersions[tool] !== undefined) continue;
+      const run = await runTool(join(config.toolsDir, tool), ["-V"], {
         timeoutMs: Math.min(5_000, timeLeftMs()),
         maxOutputBytes: 4096,
       }).catch(() => undefined);
       if (run === undefined || run.exitCode !== 0) {
-        log.error("health check: converter not runnable");
+        log.error("health check: converter not runnable", { tool });
         return json(500, {
           status: "unhealthy",
-          error: "The converter tool acsmdownloader is missing or does not run.",
+          error: `The converter tool ${tool} is missing or does not run.`,
           error_type: "ConverterMissing",
           request_id: requestId,
         });
       }
-      converterVersion = run.output.trim().split("\n")[0].trim();
+      converterVersions[tool] = run.output.trim().split("\n")[0].trim();
     }
-    return json(200, { status: "ok", service: "knock-lambda", converter: { acsmdownloader: converterVersion }, limits: { max_body_bytes: MAX_BODY_BYTES, download_url_expiry_seconds: config.downloadUrlExpirySeconds } });
+    return json(200, { status: "ok", service: "knock-lambda", auth: config.functionUrlAuth, converter: { ...converterVersions }, limits: { max_body_bytes: MAX_BODY_BYTES, download_url_expiry_seconds: config.downloadUrlExpirySeconds } });
   }
 
   async function store(book: ConvertedBook, requestId: string): Promise<Record<string, unknown>> {
@@ -167,6 +177,33 @@ export function createHandler(deps: HandlerDeps): (event: unknown, context: Hand
     };
   }
 
+  /**
+   * Runs `work` with the tools' environment: minimal, with every connection going through the egress
+   * proxy, which applies the same address policy as acsm_url to the address it actually connects to.
+   */
+  async function withEgress<T>(log: Logger, work: (toolEnv: NodeJS.ProcessEnv) => Promise<T>): Promise<T> {
+    const proxy = await startEgressProxy(
+      {
+        resolver: deps.egress?.resolver ?? deps.resolver ?? systemResolver,
+        isAllowedAddress: deps.egress?.isAllowedAddress,
+        route: deps.egress?.route,
+      },
+      log,
+    );
+    try {
+      return await work(toolEnvironment({ ...deps.toolEnv?.(), ...proxyEnvironment(proxy.url) }));
+    } catch (err) {
+      // A tool that failed after the proxy refused one of its destinations failed because of it.
+      const refusal = proxy.refused[0];
+      if (refusal !== undefined && err instanceof ServiceError && err.statusCode >= 500) {
+        throw new ForbiddenDestinationError(refusal.host, refusal.reason);
+      }
+      throw err;
+    } finally {
+      await proxy.close();
+    }
+  }
+
   return async function handle(event, context) {
     const requestId = (context.awsRequestId || "unknown").replace(/[^A-Za-z0-9-]/g, "_");
     const log = createLogger(requestId, deps.logSink);
@@ -175,8 +212,32 @@ export function createHandler(deps: HandlerDeps): (event: unknown, context: Hand
     const timeLeftMs = (): number => context.getRemainingTimeInMillis() - margin;
     let workDir: string | undefined;
     try {
+      // Token mode: every Function URL request but the page (which holds no secret) shows the token
+      // before anything else is read. Direct invocations already passed IAM (lambda:InvokeFunction).
+      if (config.accessTokenSha256 !== undefined && isFunctionUrlEvent(event) && !isPageRequest(event)) {
+        requireToken(event.headers, config.accessTokenSha256, log);
+      }
       const request = parseRequest(event);
+      if (request.kind === "page") return { statusCode: 200, headers: { ...PAGE_HEADERS }, body: PAGE_HTML };
       if (request.kind === "health") return await health(log, requestId, timeLeftMs);
+      if (request.kind === "loans") return json(200, await loans.list(now()));
+      if (request.kind === "loan-forget") return json(200, await loans.forget(request.id, now()));
+      if (request.kind === "loan-return") {
+        await mkdir(tmpRoot, { recursive: true });
+        workDir = await mkdtemp(join(tmpRoot, "knock-req-"));
+        const { id } = request;
+        return json(
+          200,
+          await loans.return(id, {
+            log,
+            now: now(),
+            requestId,
+            workDir,
+            deviceDir: () => devices.current(log),
+            run: (args) => withEgress(log, (toolEnv) => runLoanTool(config.toolsDir, id, args, timeLeftMs(), toolEnv)),
+          }),
+        );
+      }
 
       const source = request.source;
       log.info("conversion requested", { source: source.kind });
@@ -194,48 +255,34 @@ export function createHandler(deps: HandlerDeps): (event: unknown, context: Hand
 
       await mkdir(tmpRoot, { recursive: true });
       workDir = await mkdtemp(join(tmpRoot, "knock-req-"));
-      // Every connection the tools make goes through this proxy, which applies the same address
-      // policy as acsm_url to the address it actually connects to.
-      const proxy = await startEgressProxy(
-        {
-          resolver: deps.egress?.resolver ?? deps.resolver ?? systemResolver,
-          isAllowedAddress: deps.egress?.isAllowedAddress,
-          route: deps.egress?.route,
-        },
-        log,
+      const dir = workDir;
+      const outputName = downloadName(info.title, info.format);
+      const book = await withEgress(log, (toolEnv) =>
+        convertAcsm(acsm, { toolsDir: config.toolsDir, devices, workDir: dir, timeLeftMs, log, toolEnv, outputName }),
       );
-      let book: ConvertedBook;
-      try {
-        const toolEnv = toolEnvironment({ ...deps.toolEnv?.(), ...proxyEnvironment(proxy.url) });
-        const outputName = downloadName(info.title, info.format);
-        book = await convertAcsm(acsm, { toolsDir: config.toolsDir, devices, workDir, timeLeftMs, log, toolEnv, outputName });
-      } catch (err) {
-        // A tool that failed after the proxy refused one of its destinations failed because of it.
-        const refusal = proxy.refused[0];
-        if (refusal !== undefined && err instanceof ServiceError && err.statusCode >= 500) {
-          throw new ForbiddenDestinationError(refusal.host, refusal.reason);
-        }
-        throw err;
-      } finally {
-        await proxy.close();
-      }
       const file = await store(book, requestId);
+      // A loaned book: keep its loan token so that it can be listed and returned early.
+      const loan = book.loanToken === undefined ? undefined : await loans.keep(book.loanToken, log);
       log.info("conversion done", { title: info.title, size_bytes: book.sizeBytes, duration_ms: Date.now() - started });
       return json(200, {
         message: "ACSM converted; download the book from download_url before expires_at.",
         output_files: [file],
         files_count: 1,
         source_acsm_filename: sourceFileName(source, request.filename),
+        ...(loan === undefined ? {} : { loan }),
       });
     } catch (err) {
       if (err instanceof ServiceError) {
         log.warn("request failed", { status: err.statusCode, error_type: err.errorType, error: err.message });
-        return json(err.statusCode, {
+        const answer = json(err.statusCode, {
           error: redactPaths(err.message),
           error_type: err.errorType,
           request_id: requestId,
           ...redactDetails(err.details),
         });
+        // RFC 7235 §3.1: a 401 names the scheme that would be accepted.
+        if (err instanceof UnauthorizedError) answer.headers["www-authenticate"] = 'Bearer realm="knock-lambda"';
+        return answer;
       }
       // Unexpected: details go to the log only; the caller gets a generic message.
       const e = err instanceof Error ? err : new Error(String(err));

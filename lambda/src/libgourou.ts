@@ -41,7 +41,7 @@ export function parseToolFailure(output: string): { exceptionCode: string | unde
 /** Runs one of the tools and turns every way it can fail into a typed error. */
 export async function runLibgourou(
   toolsDir: string,
-  tool: "adept_activate" | "acsmdownloader" | "adept_remove",
+  tool: "adept_activate" | "acsmdownloader" | "adept_remove" | "adept_loan_mgt",
   args: readonly string[],
   timeoutMs: number,
   /** The tool's whole environment (see run-tool.ts toolEnvironment). */

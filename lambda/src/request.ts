@@ -1,4 +1,4 @@
-import { BadRequestError, MethodNotAllowedError, PayloadTooLargeError } from "./errors";
+import { BadRequestError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from "./errors";
 
 /**
  * Largest request body accepted (decoded). ACSM files are a few KB of XML; anything this big is
@@ -12,17 +12,22 @@ export type AcsmSource = { readonly kind: "content"; readonly content: string } 
 /** What a request asks for, after parsing and before any validation of the ACSM itself. */
 export type ParsedRequest =
   | { readonly kind: "health" }
-  | { readonly kind: "convert"; readonly source: AcsmSource; readonly filename: string | undefined };
+  | { readonly kind: "page" }
+  | { readonly kind: "convert"; readonly source: AcsmSource; readonly filename: string | undefined }
+  | { readonly kind: "loans" }
+  | { readonly kind: "loan-return"; readonly id: string }
+  | { readonly kind: "loan-forget"; readonly id: string };
 
 /** The parts of a Function URL (payload 2.0) event the handler reads. */
 interface FunctionUrlEventLike {
   requestContext: { http: { method: string } };
+  rawPath?: string;
   body?: string | null;
   isBase64Encoded?: boolean;
   headers?: Record<string, string | undefined>;
 }
 
-function isFunctionUrlEvent(event: unknown): event is FunctionUrlEventLike {
+export function isFunctionUrlEvent(event: unknown): event is FunctionUrlEventLike {
   if (typeof event !== "object" || event === null) return false;
   const ctx = (event as { requestContext?: { http?: { method?: unknown } } }).requestContext;
   return typeof ctx?.http?.method === "string";
@@ -40,7 +45,9 @@ export function parseRequest(event: unknown): ParsedRequest {
     return parseJsonObject(event as Record<string, unknown>);
   }
   const method = event.requestContext.http.method.toUpperCase();
-  if (method === "GET") return { kind: "health" };
+  const path = requestPath(event);
+  if (path !== "/") return parseLoanRoute(path, method);
+  if (method === "GET") return isPageRequest(event) ? { kind: "page" } : { kind: "health" };
   if (method !== "POST") throw new MethodNotAllowedError(method);
   // A Function URL always hands over a string (or nothing); anything else is a hand-made event.
   const body: unknown = (event as { body?: unknown }).body;
@@ -48,6 +55,36 @@ export function parseRequest(event: unknown): ParsedRequest {
     throw new BadRequestError(`The event's body must be a string (the request body), not ${Array.isArray(body) ? "an array" : typeof body}.`);
   }
   return parseBody(decodeBody(body ?? "", event.isBase64Encoded === true));
+}
+
+/**
+ * True for a browser asking for the web page: `GET /` whose Accept header prefers `text/html` to
+ * JSON. curl (any type), fetch() and knock (`application/json`) keep getting the health answer.
+ */
+export function isPageRequest(event: unknown): boolean {
+  if (!isFunctionUrlEvent(event) || event.requestContext.http.method.toUpperCase() !== "GET") return false;
+  if ((event.rawPath ?? "/") !== "/") return false;
+  const accept = event.headers?.accept;
+  return quality(accept, "text", "html") > quality(accept, "application", "json");
+}
+
+/**
+ * The quality an Accept header gives a media type: that of the most specific range matching it
+ * (RFC 9110 §12.5.1: `text/html` over `text/*` over any type), 1 when there is no header, 0 when none matches.
+ */
+export function quality(accept: string | undefined, type: string, subtype: string): number {
+  if (accept === undefined || accept.trim() === "") return 1;
+  let best = { specificity: -1, q: 0 };
+  for (const range of accept.split(",")) {
+    const [media, ...params] = range.split(";").map((p) => p.trim().toLowerCase());
+    const [t, s] = media.split("/");
+    const specificity = t === type && s === subtype ? 2 : t === type && s === "*" ? 1 : t === "*" && s === "*" ? 0 : -1;
+    if (specificity <= best.specificity) continue;
+    const qParam = params.find((p) => p.startsWith("q="));
+    const q = qParam === undefined ? 1 : Number(qParam.slice(2));
+    best = { specificity, q: Number.isFinite(q) ? Math.min(1, Math.max(0, q)) : 0 };
+  }
+  return best.q;
 }
 
 /** Decodes the body, refusing oversized ones before doing any work on them. */
@@ -117,4 +154,41 @@ export function parseJsonObject(obj: Record<string, unknown>): ParsedRequest {
     'JSON body has no ACSM: send {"acsm_content": "<xml…>"} or {"acsm_url": "https://…"}' +
       (keys.length ? ` (got keys: ${keys.slice(0, 10).join(", ")}).` : "."),
   );
+}
+
+/**
+ * The request's path: `rawPath` of a Function URL event (payload 2.0), else `requestContext.http.path`;
+ * one trailing slash is ignored (`/loans/` is `/loans`).
+ */
+export function requestPath(event: unknown): string {
+  const e = event as { rawPath?: unknown; requestContext?: { http?: { path?: unknown } } };
+  const raw = typeof e.rawPath === "string" ? e.rawPath : typeof e.requestContext?.http?.path === "string" ? e.requestContext.http.path : "/";
+  if (raw === "" || raw === "/") return "/";
+  return raw.endsWith("/") ? raw.slice(0, -1) : raw;
+}
+
+/**
+ * The loan routes (docs/api.md, "Library loans"): `GET /loans`, `POST /loans/<id>/return`,
+ * `DELETE /loans/<id>`. Another method on one of these paths is 405; any other path 404. The id is
+ * checked where it is used (it must be 16 lowercase hex digits, as libgourou names loans).
+ */
+export function parseLoanRoute(path: string, method: string): ParsedRequest {
+  if (path === "/loans") {
+    if (method === "GET") return { kind: "loans" };
+    throw new MethodNotAllowedError(method, { path, allowed: "GET" });
+  }
+  const match = /^\/loans\/([^/]+)(\/return)?$/.exec(path);
+  if (match === null) throw new NotFoundError();
+  let id: string;
+  try {
+    id = decodeURIComponent(match[1]);
+  } catch {
+    id = match[1];
+  }
+  if (match[2] !== undefined) {
+    if (method === "POST") return { kind: "loan-return", id };
+    throw new MethodNotAllowedError(method, { path: "a loan's return", allowed: "POST to return the loan" });
+  }
+  if (method === "DELETE") return { kind: "loan-forget", id };
+  throw new MethodNotAllowedError(method, { path: "a loan", allowed: "DELETE to forget it, or POST to …/return to return it" });
 }

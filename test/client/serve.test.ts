@@ -155,18 +155,30 @@ describe("the knock serve process", () => {
     expect(existsSync(join(data, "serve.lock"))).toBe(false);
   });
 
-  it("warns that binding beyond loopback exposes an unauthenticated service", async () => {
+  it("beyond loopback asks for a token: makes one, prints its access link and QR code, and refuses requests without it", async () => {
     const data = scratchDir("knock-data-", scratch);
     const { child, done } = startKnock(["serve", "--host", "0.0.0.0", "--port", "0", "--data", data]);
     let stderr = "";
     await new Promise<void>((resolveUp) => {
       child.stderr!.on("data", (d: Buffer) => {
         stderr += d.toString();
-        if (stderr.includes("listening on")) resolveUp();
+        if (/#token=\S+\n\n[\s\S]*▀/.test(stderr)) resolveUp();
       });
     });
-    child.kill("SIGTERM");
-    await done;
-    expect(stderr).toMatch(/WARNING: listening on 0\.0\.0\.0: .*no authentication/);
+    try {
+      const port = /listening on http:\/\/0\.0\.0\.0:(\d+)/.exec(stderr)?.[1];
+      const token = /#token=([A-Za-z0-9_-]{43})\n/.exec(stderr)?.[1];
+      expect(port).toBeDefined();
+      expect(token).toBeDefined();
+      expect(stderr).toContain("every request but the page needs the access token");
+      const base = `http://127.0.0.1:${port}/`;
+      expect((await fetch(base)).status).toBe(401);
+      expect((await fetch(base, { headers: { accept: "text/html" } })).status).toBe(200);
+      expect((await fetch(base, { headers: { authorization: `Bearer ${token}` } })).status).not.toBe(401);
+    } finally {
+      child.kill("SIGTERM");
+      await done;
+    }
   });
+
 });

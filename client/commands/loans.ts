@@ -1,0 +1,30 @@
+import { Command } from "commander";
+import { connect, type ConnectionFlags } from "../shared/connection";
+import { fetchLoans, loanTable } from "../shared/loans";
+import { createReporter, terminalStyle } from "../shared/progress";
+
+/** `knock loans`: the library loans the service fulfilled and still keeps. */
+export function loansCommand(): Command {
+  return new Command("loans")
+    .description("List the library loans the service fulfilled (id, title, end of the loan, status)")
+    .option("--url <url>", "service address (default: $KNOCK_URL, else `pulumi stack output function_url`)")
+    .option("--region <region>", "AWS region to sign for (default: the one in the Function URL)")
+    .option("--profile <name>", "AWS profile for the credentials (default: $AWS_PROFILE)")
+    .option("--json", "print the service's answer ({loans, count}) as JSON on stdout")
+    .addHelpText("after", "\nExamples:\n  $ npx knock loans\n  $ npx knock loans --url http://127.0.0.1:9000 --json\n")
+    .action(async (opts: ConnectionFlags & { json?: boolean }) => {
+      const reporter = createReporter(process.stderr, terminalStyle(process.stderr));
+      const conn = await connect(opts, (line) => reporter.note(line));
+      const list = await fetchLoans(conn);
+      if (opts.json) {
+        process.stdout.write(JSON.stringify(list) + "\n");
+        return;
+      }
+      if (list.count === 0) {
+        process.stdout.write("No loans: the service keeps a loan when it converts a library book.\n");
+        return;
+      }
+      process.stdout.write(loanTable(list.loans));
+      for (const loan of list.loans) if (loan.error !== undefined) reporter.note(`${loan.id}: ${loan.error} Forget it with \`knock return --forget ${loan.id}\`.`);
+    });
+}
