@@ -1,5 +1,5 @@
-import { SaxesParser } from "saxes";
 import { AcsmExpiredError, BadRequestError } from "./errors";
+import { collectElementText, XmlRefusal } from "./strict-xml";
 
 /** What the handler needs to know about a fulfillment token before handing it to the converter. */
 export interface AcsmInfo {
@@ -24,68 +24,34 @@ type Wanted = "operatorURL" | "hmac" | "expiration" | "title" | "format";
 /** Deepest element nesting accepted (real tokens nest 4 levels). */
 const MAX_DEPTH = 32;
 
-/** Raised inside the parser's callbacks to stop at the first refusal. */
-class Refusal extends Error {}
-
 /**
- * Parses the token with saxes, a conforming, namespace-aware XML 1.0 parser that works in one
- * linear pass (the regular expressions this replaces took seconds on some 256 KiB inputs and
- * accepted tokens hidden in comments, CDATA or wrapper elements). Parsing stops at the first error.
+ * Parses the token with a conforming, namespace-aware XML parser in one linear pass (the regular
+ * expressions this replaces took seconds on some 256 KiB inputs and accepted tokens hidden in
+ * comments, CDATA or wrapper elements). Parsing stops at the first error.
  */
 function readToken(xml: string): Map<Wanted, string> {
-  const found = new Map<Wanted, string>();
-  const parser = new SaxesParser({ xmlns: true, position: true });
-  let depth = 0;
-  /** The element whose text is being collected, and the depth it opened at. */
-  let capturing: { name: Wanted; depth: number; text: string } | undefined;
-
-  // An ACSM never has a DOCTYPE. Refusing it outright also refuses every entity declaration
-  // (they can only appear in its internal subset): no entity expansion, no external entities.
-  parser.on("doctype", () => {
-    throw new Refusal("The ACSM must not contain a DOCTYPE or entity declarations.");
-  });
-  parser.on("opentagstart", () => {
-    // A token is four levels deep. saxes resolves namespaces by walking the open elements, which is
-    // quadratic in the nesting depth (seconds for 256 KiB of nested tags): stop long before that.
-    if (depth >= MAX_DEPTH) throw new Refusal(`The ACSM nests elements more than ${MAX_DEPTH} deep; it is not an ADEPT fulfillment token.`);
-  });
-  parser.on("opentag", (tag) => {
-    depth++;
-    if (depth === 1 && !(tag.local === "fulfillmentToken" && tag.uri === ADEPT_NS)) throw new Refusal(NOT_A_TOKEN);
-    if (capturing !== undefined) return;
-    // libgourou finds <operatorURL> and <hmac> with the XPath `//operatorURL` / `//hmac` on a
-    // pugixml document, which is not namespace-aware: it matches the literal, unprefixed name
-    // anywhere in the document, first in document order. Checking the same names here means a token
-    // passes this check exactly when the converter will find them.
-    let name: Wanted | undefined;
-    if ((tag.name === "operatorURL" || tag.name === "hmac") && tag.uri === ADEPT_NS) name = tag.name;
-    else if (tag.local === "expiration" && tag.uri === ADEPT_NS) name = "expiration";
-    else if ((tag.local === "title" || tag.local === "format") && tag.uri === DC_NS) name = tag.local;
-    if (name !== undefined && !found.has(name)) capturing = { name, depth, text: "" };
-  });
-  const collect = (text: string): void => {
-    if (capturing !== undefined) capturing.text += text;
-  };
-  parser.on("text", collect);
-  parser.on("cdata", collect);
-  parser.on("closetag", () => {
-    if (capturing !== undefined && capturing.depth === depth) {
-      found.set(capturing.name, capturing.text.trim());
-      capturing = undefined;
-    }
-    depth--;
-  });
-
   try {
-    parser.write(xml).close();
+    return collectElementText<Wanted>(xml, {
+      namespaces: true,
+      // A token is four levels deep; saxes's namespace resolution is quadratic in depth.
+      maxDepth: MAX_DEPTH,
+      tooDeep: `The ACSM nests elements more than ${MAX_DEPTH} deep; it is not an ADEPT fulfillment token.`,
+      rootProblem: (tag) => (tag.local === "fulfillmentToken" && tag.uri === ADEPT_NS ? undefined : NOT_A_TOKEN),
+      field: (tag) => {
+        // libgourou finds <operatorURL> and <hmac> with the XPath `//operatorURL` / `//hmac` on a
+        // pugixml document, which is not namespace-aware: it matches the literal, unprefixed name
+        // anywhere in the document, first in document order. Checking the same names here means a
+        // token passes this check exactly when the converter will find them.
+        if ((tag.name === "operatorURL" || tag.name === "hmac") && tag.uri === ADEPT_NS) return tag.name;
+        if (tag.local === "expiration" && tag.uri === ADEPT_NS) return "expiration";
+        if ((tag.local === "title" || tag.local === "format") && tag.uri === DC_NS) return tag.local as "title" | "format";
+        return undefined;
+      },
+    });
   } catch (err) {
-    if (err instanceof Refusal) throw new BadRequestError(err.message);
-    const reason = err instanceof Error ? err.message : String(err);
-    throw new BadRequestError(`The ACSM is not well-formed XML (${reason.slice(0, 200)}).`);
+    if (!(err instanceof XmlRefusal)) throw err;
+    throw new BadRequestError(err.kind === "document" ? err.message : `The ACSM ${err.message}.`);
   }
-  // close() already refuses a missing root or an unclosed element; this guards the invariant.
-  if (depth !== 0) throw new BadRequestError(NOT_A_TOKEN);
-  return found;
 }
 
 /**

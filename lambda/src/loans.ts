@@ -1,6 +1,5 @@
 import { copyFile, mkdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { basename, dirname, join, resolve } from "node:path";
-import { SaxesParser } from "saxes";
 import { DEVICE_FILES } from "./device";
 import {
   BadRequestError,
@@ -16,6 +15,7 @@ import { LibgourouError, mapLibgourouError, runLibgourou } from "./libgourou";
 import { LOAN_ID_PATTERN, type LoanStore } from "./loan-store";
 import type { Logger } from "./log";
 import type { ToolRun } from "./run-tool";
+import { collectElementText, XmlRefusal } from "./strict-xml";
 
 /** What a loan token says (utils/acsmdownloader.cpp, serializeLoanToken). */
 export interface LoanToken {
@@ -49,9 +49,6 @@ const MAX_TOKEN_BYTES = 64 * 1024;
  */
 export const RETURN_MARKER_STALE_MS = 16 * 60 * 1000;
 
-/** Raised inside the parser's callbacks to stop at the first refusal. */
-class Refusal extends Error {}
-
 /**
  * Parses a loan token with the parser the handler uses for ACSM files (saxes: conforming, one
  * linear pass), refusing DOCTYPE and entity declarations. Like adept_loan_mgt (utils/adept_loan_mgt.cpp,
@@ -63,37 +60,19 @@ export function parseLoanToken(xml: string): LoanToken {
   if (Buffer.byteLength(xml) > MAX_TOKEN_BYTES) throw new Error(`larger than ${MAX_TOKEN_BYTES} bytes`);
   const wanted = ["id", "operatorURL", "validity", "name"] as const;
   type Field = (typeof wanted)[number];
-  const found = new Map<Field, string>();
-  const parser = new SaxesParser({ xmlns: false });
-  let depth = 0;
-  let capturing: { name: Field; depth: number; text: string } | undefined;
-  parser.on("doctype", () => {
-    throw new Refusal("it has a DOCTYPE");
-  });
-  parser.on("opentag", (tag) => {
-    depth++;
-    if (depth > 8) throw new Refusal("it nests elements too deep");
-    if (depth === 1 && tag.name !== "loanToken") throw new Refusal(`its root is <${tag.name}>, not <loanToken>`);
-    const name = (wanted as readonly string[]).includes(tag.name) ? (tag.name as Field) : undefined;
-    if (capturing === undefined && name !== undefined && !found.has(name)) capturing = { name, depth, text: "" };
-  });
-  const collect = (text: string): void => {
-    if (capturing !== undefined) capturing.text += text;
-  };
-  parser.on("text", collect);
-  parser.on("cdata", collect);
-  parser.on("closetag", () => {
-    if (capturing !== undefined && capturing.depth === depth) {
-      found.set(capturing.name, capturing.text.trim());
-      capturing = undefined;
-    }
-    depth--;
-  });
+  let found: Map<Field, string>;
   try {
-    parser.write(xml).close();
+    // The tool writes it with pugixml, without namespaces: names are read as written.
+    found = collectElementText<Field>(xml, {
+      namespaces: false,
+      maxDepth: 8,
+      tooDeep: "it nests elements too deep",
+      rootProblem: (tag) => (tag.name === "loanToken" ? undefined : `its root is <${tag.name}>, not <loanToken>`),
+      field: (tag) => ((wanted as readonly string[]).includes(tag.name) ? (tag.name as Field) : undefined),
+    });
   } catch (err) {
-    if (err instanceof Refusal) throw new Error(err.message);
-    throw new Error(`not well-formed XML: ${(err instanceof Error ? err.message : String(err)).slice(0, 120)}`);
+    if (err instanceof XmlRefusal) throw new Error(err.message);
+    throw err;
   }
   for (const field of wanted) if (!found.has(field)) throw new Error(`no <${field}> element`);
   const operatorURL = found.get("operatorURL")!;
