@@ -6,7 +6,7 @@ export interface HandlerConfig {
   readonly deviceBucket: string;
   /** Lifetime of presigned download URLs (`DOWNLOAD_URL_EXPIRY_SECONDS`). @default 3600 */
   readonly downloadUrlExpirySeconds: number;
-  /** Directory holding `adept_activate`, `acsmdownloader`, `adept_remove` (`LIBGOUROU_BIN_DIR`, required). */
+  /** Directory holding `adept_activate`, `acsmdownloader`, `adept_remove`, `adept_loan_mgt` (`LIBGOUROU_BIN_DIR`, required). */
   readonly toolsDir: string;
   /**
    * SHA-256 of the access token (`ACCESS_TOKEN_SHA256`, 64 hex digits): when set, every Function URL
