@@ -44,9 +44,15 @@ export class UnauthorizedError extends ServiceError {
   }
 }
 
-/** 405: only GET (health) and POST (convert) exist on `/`; the loan paths name their own methods. */
+/**
+ * 405: only GET (health) and POST (convert) exist on `/`; the loan paths name their own methods.
+ * `allow` lists the methods the path accepts: RFC 9110 §15.5.6 requires an `Allow` header on a 405
+ * (the handler adds it).
+ */
 export class MethodNotAllowedError extends ServiceError {
-  constructor(method: string, allowedHere?: { path: string; allowed: string }) {
+  readonly allow: readonly string[];
+
+  constructor(method: string, allow: readonly string[], allowedHere?: { path: string; allowed: string }) {
     super(
       405,
       "MethodNotAllowed",
@@ -54,6 +60,7 @@ export class MethodNotAllowedError extends ServiceError {
         ? `Method ${method} is not allowed on ${allowedHere.path}: use ${allowedHere.allowed}.`
         : `Method ${method} is not allowed: use POST to convert an ACSM or GET for health.`,
     );
+    this.allow = allow;
   }
 }
 

@@ -15,7 +15,7 @@ import { convertAcsm, downloadName, type ConvertedBook } from "./convert";
 import { s3OutputStore, type OutputStore } from "./output-store";
 import { Loans, runLoanTool } from "./loans";
 import { s3LoanStore, type LoanStore } from "./loan-store";
-import { ForbiddenDestinationError, ServiceError, UnauthorizedError } from "./errors";
+import { ForbiddenDestinationError, MethodNotAllowedError, ServiceError, UnauthorizedError } from "./errors";
 import { runTool, toolEnvironment } from "./run-tool";
 import { proxyEnvironment, startEgressProxy, type EgressPolicy } from "./egress-proxy";
 
@@ -282,6 +282,8 @@ export function createHandler(deps: HandlerDeps): (event: unknown, context: Hand
         });
         // RFC 7235 §3.1: a 401 names the scheme that would be accepted.
         if (err instanceof UnauthorizedError) answer.headers["www-authenticate"] = 'Bearer realm="knock-lambda"';
+        // RFC 9110 §15.5.6: a 405 lists the methods the path does accept.
+        if (err instanceof MethodNotAllowedError) answer.headers.allow = err.allow.join(", ");
         return answer;
       }
       // Unexpected: details go to the log only; the caller gets a generic message.

@@ -3,8 +3,8 @@ import { createHash } from "node:crypto";
 /**
  * The web page the function serves at `GET /` to a browser (a phone, mostly): one self-contained
  * document, inline CSS and JS, no framework and no request to any other origin. It holds no secret,
- * so it needs no token; everything it does afterwards (health, convert) sends the token the access
- * link gave it (`…/#token=…`: a fragment never reaches any server).
+ * so it needs no token; everything it does afterwards (health, convert, list and return loans) sends
+ * the token the access link gave it (`…/#token=…`: a fragment never reaches any server).
  *
  * Kept as TypeScript constants rather than an .html file so that every way the handler runs — the
  * esbuild bundle in the image, tsx for `knock serve`, vitest — loads it the same way. The script and
@@ -47,6 +47,13 @@ code { font-size: .95em; overflow-wrap: anywhere; }
 #progress { font-size: 1.3rem; font-variant-numeric: tabular-nums; }
 ul { padding-left: 1.2rem; margin: .25rem 0; }
 li { margin: .4rem 0; overflow-wrap: anywhere; }
+.bad { color: var(--bad); font-weight: 600; }
+#loan-list { list-style: none; padding: 0; }
+#loan-list li { border-top: 1px solid var(--line); padding-top: .5rem; }
+#loan-list strong { display: block; }
+#loan-list p { margin: .1rem 0; }
+.confirm { border-left: 3px solid var(--accent); padding-left: .75rem; margin-top: .5rem; }
+#loan-note:empty { margin: 0; }
 `;
 
 const SCRIPT = String.raw`
@@ -56,6 +63,7 @@ const SCRIPT = String.raw`
   var RECENT_KEY = "knock.recent";
   var SECTIONS = ["need-token", "iam", "choose", "working", "done", "failed"];
   var timer = null;
+  var view = "", loansShown = false, loansSeq = 0;
 
   function $(id) { return document.getElementById(id); }
   function store() { try { return window.localStorage; } catch (e) { return null; } }
@@ -65,6 +73,8 @@ const SCRIPT = String.raw`
   function show(id, focus) {
     SECTIONS.forEach(function (s) { $(s).hidden = s !== id; });
     $("forget").hidden = !getToken();
+    view = id;
+    syncLoans();
     if (focus) { var h = $(id).querySelector("h2"); if (h) h.focus(); }
   }
 
@@ -123,7 +133,7 @@ const SCRIPT = String.raw`
   function probe() {
     fetch("/", { headers: headers(false), cache: "no-store" }).then(readAnswer).then(function (a) {
       if (accessProblem(a)) return;
-      if (a.status === 200 && a.body.status === "ok") { show("choose", false); return; }
+      if (a.status === 200 && a.body.status === "ok") { show("choose", false); loadLoans(); return; }
       fail(a);
     }, function () { failText("Could not reach the service. Check your connection and reload the page."); });
   }
@@ -216,12 +226,128 @@ const SCRIPT = String.raw`
       link.setAttribute("download", file.filename);
       link.setAttribute("aria-label", "Download " + file.filename);
       $("expires").textContent = "The link works until " + formatTime(file.expires_at) + ".";
+      var loan = a.body.loan;
+      $("book-loan").textContent = loan ? loanText(loan) : "";
+      $("book-loan").hidden = !loan;
+      if (loan) loadLoans();
       var list = loadRecent().filter(function (r) { return r.url !== file.download_url; });
       list.unshift({ filename: file.filename, url: file.download_url, size_bytes: file.size_bytes, expires_at: file.expires_at });
       saveRecent(list);
       renderRecent();
       show("done", true);
     }, function () { failText("The connection to the service was lost. Check your connection and try again."); });
+  }
+
+  // Library loans (docs/api.md, "Library loans"): listed from GET /loans, returned early with an
+  // inline confirmation (window.confirm is suppressed by some mobile browsers).
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text) e.textContent = text;
+    return e;
+  }
+  function quote(t) { return "\u201c" + t + "\u201d"; }
+  function loanText(l) {
+    return "This is a library loan" + (l.expires_at ? " ending on " + formatTime(l.expires_at) : "") + ". " +
+      (l.returnable ? "You can return it early from \u201cMy loans\u201d below." : (l.warning || "It cannot be returned early; it ends on its own."));
+  }
+  function syncLoans() { $("loans").hidden = !loansShown || view === "" || view === "need-token" || view === "iam"; }
+  function note(text, bad) {
+    var n = $("loan-note");
+    n.textContent = text;
+    n.className = bad ? "bad" : "";
+    if (text) loansShown = true;
+    syncLoans();
+  }
+
+  function loadLoans() {
+    var seq = ++loansSeq;
+    fetch("/loans", { headers: headers(false), cache: "no-store" }).then(readAnswer).then(function (a) {
+      if (seq !== loansSeq || accessProblem(a)) return;
+      if (a.status === 200 && Array.isArray(a.body.loans)) renderLoans(a.body.loans);
+      else if (a.status !== 404) note("Could not list your loans: " + explain(a), true);
+    }, function () { if (seq === loansSeq) note("Could not list your loans: the service could not be reached.", true); });
+  }
+
+  function renderLoans(list) {
+    var ul = $("loan-list");
+    while (ul.firstChild) ul.removeChild(ul.firstChild);
+    list.forEach(function (l) { ul.appendChild(loanItem(l)); });
+    $("loans-empty").hidden = list.length > 0;
+    loansShown = list.length > 0 || $("loan-note").textContent !== "";
+    syncLoans();
+  }
+
+  function loanItem(l) {
+    var li = el("li");
+    if (l.error) {
+      li.appendChild(el("strong", "", "Unreadable loan"));
+      li.appendChild(el("p", "muted", "Saved " + formatTime(l.stored_at)));
+      li.appendChild(el("p", "", l.error + " It cannot be returned from here; the loan ends on its own."));
+      return li;
+    }
+    var title = l.title || "Untitled loan";
+    li.appendChild(el("strong", "", title));
+    li.appendChild(el("p", "muted", l.expired ? "ended" + (l.expires_at ? " " + formatTime(l.expires_at) : "") : l.expires_at ? "ends " + formatTime(l.expires_at) : "end date unknown"));
+    if (l.returnable && !l.expired) {
+      var b = el("button", "", "Return");
+      b.type = "button";
+      b.setAttribute("aria-label", "Return " + title);
+      b.addEventListener("click", function () { confirmReturn(li, b, l.id, title); });
+      li.appendChild(b);
+    }
+    return li;
+  }
+
+  function confirmReturn(li, button, id, title) {
+    var box = el("div", "confirm");
+    var q = el("p", "", "Return " + quote(title) + " to the library? You can no longer read it.");
+    q.id = "confirm-" + id;
+    q.tabIndex = -1;
+    box.setAttribute("role", "group");
+    box.setAttribute("aria-labelledby", q.id);
+    var yes = el("button", "primary", "Return"), no = el("button", "", "Cancel");
+    yes.type = no.type = "button";
+    box.appendChild(q);
+    box.appendChild(yes);
+    box.appendChild(no);
+    button.hidden = true;
+    li.appendChild(box);
+    function cancel() { li.removeChild(box); button.hidden = false; button.focus(); }
+    no.addEventListener("click", cancel);
+    box.addEventListener("keydown", function (e) { if (e.key === "Escape" && yes.parentNode) { e.preventDefault(); cancel(); } });
+    yes.addEventListener("click", function () {
+      box.removeChild(yes);
+      box.removeChild(no);
+      q.textContent = "Returning " + quote(title) + "\u2026";
+      q.focus();
+      note("", false);
+      returnLoan(id, title);
+    });
+    yes.focus();
+  }
+
+  function returnLoan(id, title) {
+    var done = function (text, bad) { note(text, bad); $("loans-h").focus(); loadLoans(); };
+    fetch("/loans/" + encodeURIComponent(id) + "/return", { method: "POST", headers: headers(false), cache: "no-store" }).then(readAnswer).then(function (a) {
+      if (accessProblem(a)) return;
+      if (a.status === 200) done(a.body.message || "Returned " + quote(title) + " to the library.", false);
+      else done(explainReturn(a, quote(title)), true);
+    }, function () { done("The connection to the service was lost: " + quote(title) + " may not have been returned. The list shows what the service has now.", true); });
+  }
+
+  // Plain words for a return's error answers (docs/api.md, "Library loans").
+  function explainReturn(a, t) {
+    var b = a.body, type = b.error_type;
+    var rid = a.status >= 500 && b.request_id ? " (request id " + b.request_id + ")" : "";
+    if (type === "LoanReturnRefused") return "The library refused to take back " + t + (b.adept_error ? ": it answered " + b.adept_error : "") + ". It may already be returned or ended. It stays in this list; once the library no longer shows it, remove it with npx knock return --forget " + b.loan_id + ".";
+    if (type === "LoanExpired") return t + " has already ended: the library has taken it back, there is nothing to return.";
+    if (type === "NoSuchLoan") return t + " is no longer stored: it was already returned or removed.";
+    if (type === "ReturnInProgress") return t + " is being returned by another request right now; look at this list again in a minute.";
+    if (type === "InvalidLoanToken") return "The saved loan of " + t + " cannot be read, so it cannot be returned; it ends on its own.";
+    if (type === "UpstreamError") return "The library\u2019s server failed or could not be reached; " + t + " was not returned. Try again later." + rid;
+    if (type === "ConversionTimeout") return "The library\u2019s server took too long to answer; " + t + " was not returned. Try again later." + rid;
+    return explain(a) + rid;
   }
 
   function convertFile(file) {
@@ -316,12 +442,20 @@ const MARKUP_BODY = `</style>
   <p id="book-meta"></p>
   <a id="download" class="button primary big" href="#" download>Download</a>
   <p id="expires" class="muted"></p>
+  <p id="book-loan" hidden></p>
   <button id="again" type="button">Convert another</button>
 </section>
 <section id="failed" hidden role="alert" aria-labelledby="failed-h">
   <h2 id="failed-h" tabindex="-1">That did not work</h2>
   <p id="error-text"></p>
   <button id="retry" type="button">Try again</button>
+</section>
+<section id="loans" hidden aria-labelledby="loans-h">
+  <h2 id="loans-h" tabindex="-1">My loans</h2>
+  <p id="loan-note" aria-live="polite"></p>
+  <ul id="loan-list"></ul>
+  <p id="loans-empty" class="muted" hidden>No library loans.</p>
+  <p class="muted">A loan ends on its own; returning it early gives the book back to the library.</p>
 </section>
 <section id="recent" hidden aria-labelledby="recent-h">
   <h2 id="recent-h">Recent conversions in this browser</h2>
@@ -346,7 +480,7 @@ function sha256Source(text: string): string {
 
 /**
  * The page's Content-Security-Policy: nothing but its own hashed inline script and style, requests
- * only to its own origin (the service: health, convert, knock serve's /_downloads/), no framing, no
+ * only to its own origin (the service: health, convert, loans, knock serve's /_downloads/), no framing, no
  * `<base>`, no form posts. The Download button is a navigation to the presigned link, which
  * `connect-src` does not govern.
  */

@@ -48,7 +48,7 @@ export function parseRequest(event: unknown): ParsedRequest {
   const path = requestPath(event);
   if (path !== "/") return parseLoanRoute(path, method);
   if (method === "GET") return isPageRequest(event) ? { kind: "page" } : { kind: "health" };
-  if (method !== "POST") throw new MethodNotAllowedError(method);
+  if (method !== "POST") throw new MethodNotAllowedError(method, ["GET", "POST"]);
   // A Function URL always hands over a string (or nothing); anything else is a hand-made event.
   const body: unknown = (event as { body?: unknown }).body;
   if (body !== undefined && body !== null && typeof body !== "string") {
@@ -175,7 +175,7 @@ export function requestPath(event: unknown): string {
 export function parseLoanRoute(path: string, method: string): ParsedRequest {
   if (path === "/loans") {
     if (method === "GET") return { kind: "loans" };
-    throw new MethodNotAllowedError(method, { path, allowed: "GET" });
+    throw new MethodNotAllowedError(method, ["GET"], { path, allowed: "GET" });
   }
   const match = /^\/loans\/([^/]+)(\/return)?$/.exec(path);
   if (match === null) throw new NotFoundError();
@@ -187,8 +187,8 @@ export function parseLoanRoute(path: string, method: string): ParsedRequest {
   }
   if (match[2] !== undefined) {
     if (method === "POST") return { kind: "loan-return", id };
-    throw new MethodNotAllowedError(method, { path: "a loan's return", allowed: "POST to return the loan" });
+    throw new MethodNotAllowedError(method, ["POST"], { path: "a loan's return", allowed: "POST to return the loan" });
   }
   if (method === "DELETE") return { kind: "loan-forget", id };
-  throw new MethodNotAllowedError(method, { path: "a loan", allowed: "DELETE to forget it, or POST to …/return to return it" });
+  throw new MethodNotAllowedError(method, ["DELETE"], { path: "a loan", allowed: "DELETE to forget it, or POST to …/return to return it" });
 }

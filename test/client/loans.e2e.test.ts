@@ -200,3 +200,14 @@ describe("knock return", () => {
     expect(readdirSync(join(service.dataDir, "adept", "loans"))).toEqual([]);
   });
 });
+
+describe("knock serve's answers on the loan routes", () => {
+  it("passes the handler's Allow header of a 405 through to the HTTP response", async () => {
+    for (const [method, path, allow] of [["PUT", "/loans", "GET"], ["GET", "/loans/0123456789abcdef/return", "POST"], ["PATCH", "/loans/0123456789abcdef", "DELETE"], ["PUT", "/", "GET, POST"]]) {
+      const res = await fetch(`${service.url}${path}`, { method });
+      expect(res.status).toBe(405);
+      expect(res.headers.get("allow")).toBe(allow);
+      expect(((await res.json()) as { error_type: string }).error_type).toBe("MethodNotAllowed");
+    }
+  });
+});

@@ -185,13 +185,16 @@ describe("request forms", () => {
     expect(body(res)).toMatchObject({ status: "ok", converter: { acsmdownloader: "Current libgourou version : 0.8.7" } });
   });
 
-  it("answers 405 for methods other than GET and POST", async () => {
+  it("answers 405 for methods other than GET and POST, with an Allow header naming those two (RFC 9110 §15.5.6)", async () => {
     const { handle } = coldContainer();
-    for (const method of ["PUT", "DELETE", "PATCH"]) {
+    for (const method of ["PUT", "DELETE", "PATCH", "HEAD"]) {
       const res = await handle(urlEvent(method, "{}"), fakeContext());
       expect(res.statusCode).toBe(405);
       expect(body(res).error_type).toBe("MethodNotAllowed");
+      expect(res.headers.allow).toBe("GET, POST");
     }
+    // Only a 405 carries it.
+    expect((await handle(urlEvent("GET"), fakeContext())).headers.allow).toBeUndefined();
   });
 
   it("works as the module's exported Lambda entry point, configured from the environment", async () => {

@@ -376,14 +376,18 @@ describe("routes", () => {
   });
 
   it.each([
-    ["PUT", "/loans"],
-    ["POST", "/loans"],
-    ["GET", "/loans/0123456789abcdef/return"],
-    ["GET", "/loans/0123456789abcdef"],
-  ])("answers 405 for %s %s", async (method, path) => {
+    ["PUT", "/loans", "GET"],
+    ["POST", "/loans", "GET"],
+    ["DELETE", "/loans/", "GET"],
+    ["GET", "/loans/0123456789abcdef/return", "POST"],
+    ["DELETE", "/loans/0123456789abcdef/return", "POST"],
+    ["GET", "/loans/0123456789abcdef", "DELETE"],
+    ["POST", "/loans/0123456789abcdef", "DELETE"],
+  ])("answers 405 for %s %s, with Allow: %s (RFC 9110 §15.5.6)", async (method, path, allow) => {
     const res = await coldContainer().handle(at(method, path), fakeContext());
     expect(res.statusCode).toBe(405);
     expect(body(res).error_type).toBe("MethodNotAllowed");
+    expect(res.headers.allow).toBe(allow);
   });
 
   it.each(["/nothing", "/loans/0123456789abcdef/renew", "/loans/a/b/c"])("answers 404 JSON for GET %s", async (path) => {

@@ -2,7 +2,8 @@
 // against `knock serve` — the real handler with the libgourou stand-ins and the fake distributor,
 // on 127.0.0.1 but asking for a token as a TOKEN deployment does. Nothing leaves 127.0.0.1: every
 // request the page makes is recorded and must go to the service's own origin.
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { BrowserContext, Page } from "playwright-core";
@@ -45,6 +46,51 @@ async function openPage(): Promise<{ context: BrowserContext; page: Page; reques
   page.on("console", (m) => consoleLines.push(`${m.type()}: ${m.text()}`));
   page.on("pageerror", (e) => consoleLines.push(`pageerror: ${e.message}`));
   return { context, page, requests, consoleLines };
+}
+
+/** Chooses `file` through the page's real file chooser. */
+async function chooseFile(page: Page, file: string): Promise<void> {
+  const [chooser] = await Promise.all([page.waitForEvent("filechooser"), page.getByLabel("ACSM file from the shop or library").click()]);
+  await chooser.setFiles(file);
+}
+
+/**
+ * A library loan's ACSM (the stand-in gives a loan token for fulfillmentType="loan", valid until the
+ * ACSM's expiration) and the id the service will give the loan: the first 16 hex digits of the SHA-1
+ * of `urn:uuid:<transaction>`, as libgourou names it.
+ */
+function loanAcsmFile(title: string): { file: string; id: string } {
+  const acsm = makeAcsm({ title, expiration: "2099-12-10T10:00:00+00:00" }).replace('fulfillmentType="buy"', 'fulfillmentType="loan"');
+  const transaction = /<transaction>([^<]+)<\/transaction>/.exec(acsm)![1];
+  const file = join(scratchDir("knock-page-", scratch), `${title}.acsm`);
+  writeFileSync(file, acsm);
+  return { file, id: createHash("sha1").update(`urn:uuid:${transaction}`).digest("hex").slice(0, 16) };
+}
+
+const loansDir = (): string => join(service.dataDir, "adept", "loans");
+
+/** The ids of the loans knock serve keeps (`<data>/adept/loans/<id>.xml`). */
+function storedLoanIds(): string[] {
+  return existsSync(loansDir()) ? readdirSync(loansDir()).filter((n) => n.endsWith(".xml")).map((n) => n.slice(0, -4)).sort() : [];
+}
+
+/** Puts a loan token where knock serve keeps them, as acsmdownloader writes it (or any text). */
+function storeLoanToken(id: string, token: { name: string; validity: string; operatorURL?: string } | string): void {
+  mkdirSync(loansDir(), { recursive: true });
+  const xml =
+    typeof token === "string"
+      ? token
+      : `<?xml version="1.0"?>\n<loanToken>\n  <id>urn:uuid:${id}</id>\n  <operatorURL>${token.operatorURL ?? "https://acs.library.test/fulfillment"}</operatorURL>\n` +
+        `  <validity>${token.validity}</validity>\n  <name>${token.name}</name>\n</loanToken>\n`;
+  writeFileSync(join(loansDir(), `${id}.xml`), xml);
+}
+
+/** Forgets every stored loan (DELETE /loans/<id>), so each loan scenario starts from none. */
+async function forgetAllLoans(): Promise<void> {
+  for (const id of storedLoanIds()) {
+    const res = await fetch(`${service.url}/loans/${id}`, { method: "DELETE", headers: { authorization: `Bearer ${TOKEN}` } });
+    expect(res.status).toBe(200);
+  }
 }
 
 /** True when every request went to the service itself (or is an inline data: URL). */
@@ -171,5 +217,112 @@ describe.skipIf(missing !== undefined)("the page in Chromium, against knock serv
     await page.keyboard.press("Enter");
     expect(await page.locator("#url-hint").textContent()).toBe("Paste an address starting with https://");
     await context.close();
+  });
+
+  it("converts a loan ACSM, lists it under My loans, keeps it on Cancel and returns it after the inline confirmation", async () => {
+    await forgetAllLoans();
+    const { file, id } = loanAcsmFile("The Time Machine");
+    const { context, page, requests, consoleLines } = await openPage();
+    page.on("dialog", (d) => consoleLines.push(`dialog: ${d.type()}`));
+    await page.goto(`${service.url}/#token=${TOKEN}`);
+    await page.getByRole("heading", { name: "Choose the ACSM file" }).waitFor();
+    // No loans yet: the section stays out of the way.
+    expect(await page.locator("#loans").isHidden()).toBe(true);
+
+    await chooseFile(page, file);
+    await page.getByRole("heading", { name: "The Time Machine" }).waitFor({ timeout: 20_000 });
+    expect(await page.locator("#book-loan").textContent()).toBe("This is a library loan ending on Dec 10, 2099, 10:00 AM. You can return it early from \u201cMy loans\u201d below.");
+    // The conversion refreshed the list: the loan is there, with when it ends and its Return button.
+    const myLoans = page.getByRole("region", { name: "My loans" });
+    const row = myLoans.getByRole("listitem").filter({ hasText: "The Time Machine" });
+    await row.waitFor();
+    expect(await row.locator("p").first().textContent()).toBe("ends Dec 10, 2099, 10:00 AM");
+    expect(storedLoanIds()).toEqual([id]);
+
+    // Return asks first, in the page: the question, and the focus on its confirm button.
+    await row.getByRole("button", { name: "Return The Time Machine" }).click();
+    const question = myLoans.getByRole("group", { name: "Return \u201cThe Time Machine\u201d to the library? You can no longer read it." });
+    await question.waitFor();
+    expect(await page.evaluate<unknown>("document.activeElement?.textContent")).toBe("Return");
+    expect(await page.evaluate<unknown>("document.activeElement?.closest('[role=group]') !== null")).toBe(true);
+    expect(await page.evaluate<unknown>("document.documentElement.scrollWidth")).toBeLessThanOrEqual(PHONE.width);
+    // Cancel: nothing is sent, the loan stays, and the focus goes back to its Return button.
+    await question.getByRole("button", { name: "Cancel" }).click();
+    expect(await question.count()).toBe(0);
+    expect(await page.evaluate<unknown>("document.activeElement?.getAttribute('aria-label')")).toBe("Return The Time Machine");
+    expect(requests.filter((u) => u.endsWith("/return"))).toEqual([]);
+    expect(storedLoanIds()).toEqual([id]);
+
+    // Escape cancels too; then, by keyboard alone: Enter on Return, Enter on the confirm button.
+    await page.keyboard.press("Enter");
+    await question.waitFor();
+    await page.keyboard.press("Escape");
+    expect(await question.count()).toBe(0);
+    await page.keyboard.press("Enter");
+    await question.waitFor();
+    await page.keyboard.press("Enter");
+
+    // The service's own message, in a polite live region; the refreshed list is empty.
+    const note = myLoans.locator("#loan-note");
+    await note.filter({ hasText: "Returned" }).waitFor({ timeout: 20_000 });
+    expect(await note.textContent()).toBe('Returned "The Time Machine" to the library.');
+    expect(await note.getAttribute("aria-live")).toBe("polite");
+    await myLoans.getByText("No library loans.").waitFor();
+    expect(await myLoans.getByRole("listitem").count()).toBe(0);
+    expect(await page.evaluate<unknown>("document.activeElement?.id")).toBe("loans-h");
+    expect(storedLoanIds()).toEqual([]);
+    expect(requests.filter((u) => u.endsWith("/return"))).toEqual([`${service.url}/loans/${id}/return`]);
+
+    expect(foreignRequests(requests)).toEqual([]);
+    expect(consoleLines.filter((l) => /Content Security Policy|pageerror|error:|dialog:/i.test(l))).toEqual([]);
+    await context.close();
+  });
+
+  it("says in plain words what the library or the service answered: a refusal, a loan that ended meanwhile, an unreadable token", async () => {
+    await forgetAllLoans();
+    // The stand-in's library refuses every request for this loan with an ADEPT error.
+    storeLoanToken("1111111111111111", { name: "Refused", validity: "2099-01-01T00:00:00+00:00", operatorURL: "https://acs.library.test/f?adept_error=E_ADEPT_DISTRIBUTOR_AUTH" });
+    storeLoanToken("2222222222222222", { name: "Long Over", validity: "2020-01-01T00:00:00+00:00" });
+    storeLoanToken("00000000000000bb", "<loanToken><id>cut");
+    const soonEnds = Date.now() + 2500;
+    storeLoanToken("3333333333333333", { name: "Ends Soon", validity: new Date(soonEnds).toISOString() });
+    const { context, page, requests, consoleLines } = await openPage();
+    await page.goto(`${service.url}/#token=${TOKEN}`);
+    const myLoans = page.getByRole("region", { name: "My loans" });
+    await myLoans.getByRole("listitem").nth(3).waitFor();
+    const row = (title: string) => myLoans.getByRole("listitem").filter({ hasText: title });
+    const note = myLoans.locator("#loan-note");
+
+    // Only a returnable loan that has not ended gets a button; an unreadable token says why, without one.
+    expect(await myLoans.getByRole("button").evaluateAll((bs) => bs.map((b) => b.getAttribute("aria-label")).sort())).toEqual(["Return Ends Soon", "Return Refused"]);
+    expect(await row("Long Over").locator("p").textContent()).toBe("ended Jan 1, 2020, 12:00 AM");
+    expect(await row("Unreadable loan").textContent()).toContain("The stored loan token is not valid (");
+    expect(await row("Unreadable loan").textContent()).toContain("It cannot be returned from here; the loan ends on its own.");
+
+    // The library refuses: its answer, and the loan stays listed with its button.
+    await row("Refused").getByRole("button", { name: "Return Refused" }).click();
+    await myLoans.getByRole("button", { name: "Return", exact: true }).click();
+    await note.filter({ hasText: "refused" }).waitFor({ timeout: 20_000 });
+    expect(await note.textContent()).toBe(
+      "The library refused to take back \u201cRefused\u201d: it answered E_ADEPT_DISTRIBUTOR_AUTH. It may already be returned or ended. " +
+        "It stays in this list; once the library no longer shows it, remove it with npx knock return --forget 1111111111111111.",
+    );
+    expect(await note.getAttribute("class")).toBe("bad");
+    await row("Refused").getByRole("button", { name: "Return Refused" }).waitFor();
+    expect(storedLoanIds()).toContain("1111111111111111");
+
+    // A loan listed as running ends before its return is confirmed: 410, nothing to offer.
+    await row("Ends Soon").getByRole("button", { name: "Return Ends Soon" }).click();
+    await new Promise((r) => setTimeout(r, Math.max(0, soonEnds - Date.now() + 200)));
+    await myLoans.getByRole("button", { name: "Return", exact: true }).click();
+    await note.filter({ hasText: "already ended" }).waitFor({ timeout: 20_000 });
+    expect(await note.textContent()).toBe("\u201cEnds Soon\u201d has already ended: the library has taken it back, there is nothing to return.");
+    await row("Ends Soon").locator("p").filter({ hasText: /^ended / }).waitFor();
+    expect(await row("Ends Soon").getByRole("button").count()).toBe(0);
+
+    expect(foreignRequests(requests)).toEqual([]);
+    expect(consoleLines.filter((l) => /Content Security Policy|pageerror/i.test(l))).toEqual([]);
+    await context.close();
+    await forgetAllLoans();
   });
 });
