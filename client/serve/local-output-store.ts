@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { copyFile, link, mkdir, readFile, rename, stat, unlink, writeFile } from "node:fs/promises";
+import { copyFile, link, mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { dirname, join, resolve, sep } from "node:path";
 import { contentDisposition, type OutputStore } from "../../lambda/src/output-store";
@@ -43,6 +43,45 @@ interface LinkClaims {
 function signature(secret: Buffer, c: LinkClaims): string {
   // Each field on its own line: no value can contain a newline (keys and header values are single-line).
   return createHmac("sha256", secret).update(`GET\n${c.key}\n${c.expires}\n${c.disposition}\n${c.contentType}`).digest("hex");
+}
+
+/**
+ * Removes the books no link can reach any more — older than the links' lifetime — and the request
+ * folders they leave empty; the local counterpart of the output bucket's expiry rule, so a server
+ * that runs for months does not keep every book it ever converted. Files are judged by their last
+ * change: a book is written just before its link is signed. Returns how many books it removed.
+ */
+export async function pruneExpiredBooks(dataDir: string, maxAgeMs: number, now: Date = new Date()): Promise<number> {
+  const booksDir = resolve(dataDir, "books");
+  let removed = 0;
+  let requests: string[];
+  try {
+    requests = await readdir(booksDir);
+  } catch {
+    return 0; // no books yet
+  }
+  for (const request of requests) {
+    const folder = join(booksDir, request);
+    let names: string[];
+    try {
+      names = await readdir(folder);
+    } catch {
+      continue;
+    }
+    for (const name of names) {
+      const path = join(folder, name);
+      try {
+        if (now.getTime() - (await stat(path)).mtimeMs > maxAgeMs) {
+          await rm(path, { force: true });
+          removed++;
+        }
+      } catch {
+        // Gone already, or unreadable: the next pass tries again.
+      }
+    }
+    await rmdir(folder).catch(() => undefined); // only succeeds when empty
+  }
+  return removed;
 }
 
 /** Options for {@link localOutputStore}. */

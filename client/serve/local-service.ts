@@ -9,7 +9,7 @@ import { createFunctionUrlServer, currentOrigin } from "./function-url-server";
 import type { HttpAnswer } from "./function-url-event";
 import { localDeviceStore, lockDataFolder } from "./local-device-store";
 import { localLoanStore } from "./local-loan-store";
-import { DOWNLOAD_PREFIX, downloadSecret, localOutputStore } from "./local-output-store";
+import { DOWNLOAD_PREFIX, downloadSecret, localOutputStore, pruneExpiredBooks } from "./local-output-store";
 
 /** The four tools the handler runs (lambda/src/libgourou.ts). */
 export const TOOL_NAMES = ["adept_activate", "acsmdownloader", "adept_remove", "adept_loan_mgt"] as const;
@@ -91,6 +91,16 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
   const toolsDir = options.toolsDir ? resolve(options.toolsDir) : undefined;
   let listening = "";
 
+  // Books whose links have all expired are of no use to anyone: drop them at start, and then as
+  // often as a link can expire.
+  const linkLifetimeMs = (options.downloadUrlExpirySeconds ?? 3600) * 1000;
+  const prune = (): void => {
+    void pruneExpiredBooks(dataDir, linkLifetimeMs, options.now?.()).then((n) => {
+      if (n > 0) log(`removed ${n} converted book(s) whose download links had expired`);
+    });
+  };
+  prune();
+  const pruning = setInterval(prune, Math.max(60_000, linkLifetimeMs)).unref();
   const outputStore = localOutputStore({
     dataDir,
     secret: await downloadSecret(dataDir),
@@ -134,6 +144,7 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
       });
     });
   } catch (err) {
+    clearInterval(pruning);
     await unlock();
     throw err;
   }
@@ -144,6 +155,7 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
     dataDir,
     toolsDir,
     close: async () => {
+      clearInterval(pruning);
       await new Promise<void>((done) => {
         server.close(() => done());
         server.closeIdleConnections();

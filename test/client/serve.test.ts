@@ -1,13 +1,13 @@
 // `knock serve`: local storage that behaves like the buckets (the device survives restarts and
 // follows S3's conditional-write rules; download links expire like presigned URLs), and the real
 // `knock serve` process (free port, missing tools, exposure warning).
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { get } from "node:http";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { DEVICE_OBJECT_KEY, type DeviceFiles } from "../../lambda/src/device";
 import { localDeviceStore } from "../../client/serve/local-device-store";
-import { localOutputStore } from "../../client/serve/local-output-store";
+import { localOutputStore, pruneExpiredBooks } from "../../client/serve/local-output-store";
 import { makeAcsm } from "../handler/harness";
 import { cleanup, knock, scratchDir, startKnock, startStandinService } from "./helpers";
 
@@ -103,6 +103,44 @@ describe("local storage", () => {
       const expired = await download(file.download_url);
       expect(expired.status).toBe(403);
       expect(expired.body.toString()).toContain("<Code>AccessDenied</Code><Message>Request has expired</Message>");
+    } finally {
+      await service.stop();
+    }
+  });
+
+  it("drops the books no link can reach any more, like the output bucket's expiry, and keeps the rest", async () => {
+    const dataDir = scratchDir("knock-data-", scratch);
+    const now = new Date("2026-11-26T12:00:00Z");
+    const book = (request: string, ageSeconds: number): string => {
+      const dir = join(dataDir, "books", request);
+      mkdirSync(dir, { recursive: true });
+      const file = join(dir, "Book.epub");
+      writeFileSync(file, "x");
+      const at = new Date(now.getTime() - ageSeconds * 1000);
+      utimesSync(file, at, at);
+      return file;
+    };
+    const old = book("req-old", 3601);
+    const fresh = book("req-fresh", 3599);
+    expect(await pruneExpiredBooks(dataDir, 3600 * 1000, now)).toBe(1);
+    expect(existsSync(old)).toBe(false);
+    expect(existsSync(join(dataDir, "books", "req-old"))).toBe(false);
+    expect(existsSync(fresh)).toBe(true);
+    expect(await pruneExpiredBooks(join(dataDir, "nothing-here"), 1000, now)).toBe(0);
+  });
+
+  it("knock serve prunes expired books when it starts", async () => {
+    const dataDir = scratchDir("knock-data-", scratch);
+    const dir = join(dataDir, "books", "req-1");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, "Old.epub"), "x");
+    const longAgo = new Date(Date.now() - 2 * 3600 * 1000);
+    utimesSync(join(dir, "Old.epub"), longAgo, longAgo);
+    const service = await startStandinService({ dataDir, downloadUrlExpirySeconds: 3600 });
+    try {
+      for (let i = 0; i < 50 && existsSync(join(dir, "Old.epub")); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(existsSync(join(dir, "Old.epub"))).toBe(false);
+      expect(service.logs.join("\n")).toContain("removed 1 converted book(s) whose download links had expired");
     } finally {
       await service.stop();
     }
