@@ -5,7 +5,7 @@ import { loansCommand } from "./commands/loans";
 import { openCommand } from "./commands/open";
 import { returnCommand } from "./commands/return";
 import { serveCommand } from "./commands/serve";
-import { CliError, EXIT_FAILED, EXIT_USAGE } from "./shared/failures";
+import { CliError, EXIT_FAILED, EXIT_USAGE } from "./lib/failures";
 
 /** Builds the `knock` program: argument parsing and dispatch only; each command lives in its own file. */
 export function program(): Command {

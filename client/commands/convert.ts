@@ -1,12 +1,12 @@
 import { readFile } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import { Command } from "commander";
-import { connect, type Connection, type ConnectionFlags } from "../shared/connection";
-import { downloadToFolder, prepareOutputFolder } from "../shared/download";
-import { CliError, EXIT_FAILED, type FailureKind } from "../shared/failures";
-import { call } from "../shared/http";
-import { conversionAnswer, expectOk, requestIdOf } from "../shared/service-answers";
-import { createReporter, formatBytes, terminalStyle, type Reporter } from "../shared/progress";
+import { connect, type Connection, type ConnectionFlags } from "../lib/connection";
+import { downloadToFolder, prepareOutputFolder } from "../lib/download";
+import { CliError, EXIT_FAILED, type FailureKind } from "../lib/failures";
+import { call } from "../lib/http";
+import { conversionAnswer, expectOk, requestIdOf } from "../lib/service-answers";
+import { createReporter, formatBytes, terminalStyle, type Reporter } from "../lib/progress";
 
 /** The ACSM's media type (Adobe's registration for fulfillment tokens); Lambda hands such a body over base64-encoded. */
 const ACSM_MEDIA_TYPE = "application/vnd.adobe.adept+xml";

@@ -1,9 +1,9 @@
 import { Command } from "commander";
-import { connect, type ConnectionFlags } from "../shared/connection";
-import { CliError } from "../shared/failures";
-import { call } from "../shared/http";
-import { expectOk } from "../shared/service-answers";
-import { createReporter, formatBytes, terminalStyle } from "../shared/progress";
+import { connect, type ConnectionFlags } from "../lib/connection";
+import { CliError } from "../lib/failures";
+import { call } from "../lib/http";
+import { expectOk } from "../lib/service-answers";
+import { createReporter, formatBytes, terminalStyle } from "../lib/progress";
 
 /** `knock health`: the converter's version and the service's limits; exit 1 when unhealthy. */
 export function healthCommand(): Command {

@@ -1,7 +1,7 @@
 import { Command } from "commander";
-import { connect, type ConnectionFlags } from "../shared/connection";
-import { fetchLoans, loanTable } from "../shared/loans";
-import { createReporter, terminalStyle } from "../shared/progress";
+import { connect, type ConnectionFlags } from "../lib/connection";
+import { fetchLoans, loanTable } from "../lib/loans";
+import { createReporter, terminalStyle } from "../lib/progress";
 
 /** `knock loans`: the library loans the service fulfilled and still keeps. */
 export function loansCommand(): Command {

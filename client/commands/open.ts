@@ -1,7 +1,7 @@
 import { Command } from "commander";
-import { accessLink, terminalQr } from "../shared/access-link";
-import { CliError } from "../shared/failures";
-import { parseServiceUrl, pulumiStackOutput, type StackOutputReader } from "../shared/service-address";
+import { accessLink, terminalQr } from "../lib/access-link";
+import { CliError } from "../lib/failures";
+import { parseServiceUrl, pulumiStackOutput, type StackOutputReader } from "../lib/service-address";
 
 /** `knock open`: the access link of a TOKEN deployment, and a QR code of it for a phone. */
 export function openCommand(readOutput: StackOutputReader = pulumiStackOutput): Command {

@@ -1,9 +1,9 @@
 import { createInterface } from "node:readline/promises";
 import { Command } from "commander";
-import { connect, type ConnectionFlags } from "../shared/connection";
-import { CliError, EXIT_FAILED, type FailureKind } from "../shared/failures";
-import { callService, fetchLoans, formatExpiry, matchLoans, type LoanEntry } from "../shared/loans";
-import { createReporter, terminalStyle } from "../shared/progress";
+import { connect, type ConnectionFlags } from "../lib/connection";
+import { CliError, EXIT_FAILED, type FailureKind } from "../lib/failures";
+import { callService, fetchLoans, formatExpiry, matchLoans, type LoanEntry } from "../lib/loans";
+import { createReporter, terminalStyle } from "../lib/progress";
 
 /** Failures that would repeat for every loan: stop instead of trying the rest. */
 const FATAL: ReadonlySet<FailureKind> = new Set(["no-service-url", "credentials", "credentials-expired", "access-denied", "dns", "network"]);

@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import { networkInterfaces } from "node:os";
 import { Command, InvalidArgumentError } from "commander";
-import { accessLink, terminalQr } from "../shared/access-link";
-import { CliError } from "../shared/failures";
+import { accessLink, terminalQr } from "../lib/access-link";
+import { CliError } from "../lib/failures";
 import { hasTools, startLocalService, TOOLS_HINT } from "../serve/local-service";
 
 /** Addresses that reach only this machine; anything else needs `--host` and an access token. */

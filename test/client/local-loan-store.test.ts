@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { localLoanStore } from "../../client/serve/local-loan-store";
-import { matchLoans, loanTable } from "../../client/shared/loans";
+import { matchLoans, loanTable } from "../../client/lib/loans";
 
 const dirs: string[] = [];
 afterEach(() => {

@@ -1,8 +1,8 @@
 // The client's shared pieces on their own: finding the service, file names, terminal style.
 import { describe, expect, it } from "vitest";
-import { candidateName, sanitizeFileName } from "../../client/shared/download";
-import { terminalStyle } from "../../client/shared/progress";
-import { findServiceAddress, isLocalUrl, regionOfFunctionUrl } from "../../client/shared/service-address";
+import { candidateName, sanitizeFileName } from "../../client/lib/download";
+import { terminalStyle } from "../../client/lib/progress";
+import { findServiceAddress, isLocalUrl, regionOfFunctionUrl } from "../../client/lib/service-address";
 
 describe("finding the service", () => {
   it("prefers --url, then KNOCK_URL, then the Pulumi stack output, and names the source", async () => {

@@ -5,9 +5,9 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import QRCode from "qrcode";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { accessLink, terminalQr } from "../../client/shared/access-link";
-import { connect } from "../../client/shared/connection";
-import type { StackOutputReader } from "../../client/shared/service-address";
+import { accessLink, terminalQr } from "../../client/lib/access-link";
+import { connect } from "../../client/lib/connection";
+import type { StackOutputReader } from "../../client/lib/service-address";
 import { makeAcsm } from "../handler/harness";
 import { cleanup, cliEnv, knock, scratchDir, startStandinService, type StandinService } from "./helpers";
 
