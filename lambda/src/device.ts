@@ -1,16 +1,10 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile, access } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  NoSuchKey,
-  PutObjectCommand,
-  S3ServiceException,
-  type S3Client,
-} from "@aws-sdk/client-s3";
+import { DeleteObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { runLibgourou } from "./libgourou";
 import { ServiceError } from "./errors";
 import type { Logger } from "./log";
+import { deleteIfMatch, putIfAbsent, readObject, type ConditionalDelete } from "./s3-conditional";
 
 /** The files `adept_activate` writes and every other tool reads through `-D DIR`. */
 export const DEVICE_FILES = ["device.xml", "activation.xml", "devicesalt"] as const;
@@ -44,7 +38,7 @@ export interface DeviceStore {
    * Forgets the stored device only if it is still version `etag`: "removed"; "changed" when another
    * device is stored now; "absent" when none is.
    */
-  removeIfUnchanged(etag: string): Promise<"removed" | "changed" | "absent">;
+  removeIfUnchanged(etag: string): Promise<ConditionalDelete>;
 }
 
 /** Serialises a device to the stored JSON document (all three files in one object, written atomically). */
@@ -74,65 +68,20 @@ export function decodeDevice(text: string): DeviceFiles {
 
 /** {@link DeviceStore} backed by one S3 object, created with a conditional write (`If-None-Match: *`). */
 export function s3DeviceStore(s3: S3Client, bucket: string, now: () => Date = () => new Date()): DeviceStore {
-  const status = (err: unknown): number | undefined => (err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined);
   const store: DeviceStore = {
     async load() {
       return (await store.loadVersioned())?.files;
     },
     async loadVersioned() {
-      try {
-        const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: DEVICE_OBJECT_KEY }));
-        const text = await res.Body!.transformToString("utf8");
-        return { files: decodeDevice(text), etag: res.ETag ?? "" };
-      } catch (err) {
-        if (err instanceof NoSuchKey || (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404)) {
-          return undefined;
-        }
-        throw err;
-      }
+      const found = await readObject(s3, bucket, DEVICE_OBJECT_KEY);
+      return found && { files: decodeDevice(found.body), etag: found.etag };
     },
-    async storeIfAbsent(files) {
-      try {
-        const res = await s3.send(
-          new PutObjectCommand({
-            Bucket: bucket,
-            Key: DEVICE_OBJECT_KEY,
-            Body: encodeDevice(files, now()),
-            ContentType: "application/json",
-            IfNoneMatch: "*",
-          }),
-        );
-        return res.ETag ?? "";
-      } catch (err) {
-        // 412: another cold start stored its device first. 409: a concurrent conditional write is
-        // still in flight (S3's ConditionalRequestConflict); the caller then loads the winner's.
-        if (status(err) === 412 || status(err) === 409) return undefined;
-        throw err;
-      }
-    },
+    // A 412 (or 409) means another cold start stored its device first; the caller loads the winner's.
+    storeIfAbsent: (files) => putIfAbsent(s3, bucket, DEVICE_OBJECT_KEY, encodeDevice(files, now()), "application/json"),
     async remove() {
       await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: DEVICE_OBJECT_KEY }));
     },
-    async removeIfUnchanged(etag) {
-      // S3 user guide, conditional deletes: DELETE with If-Match: <ETag> answers 412
-      // PreconditionFailed when the current object has another ETag and 404 NoSuchKey when there is
-      // none; 409 ConditionalRequestConflict when a conflicting conditional request is in flight,
-      // to be retried. (Needs s3:GetObject besides s3:DeleteObject; the role has both.)
-      for (let attempt = 0; ; attempt++) {
-        try {
-          await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: DEVICE_OBJECT_KEY, IfMatch: etag }));
-          return "removed";
-        } catch (err) {
-          if (status(err) === 412) return "changed";
-          if (status(err) === 404 || err instanceof NoSuchKey) return "absent";
-          if (status(err) === 409 && attempt < 5) {
-            await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
-            continue;
-          }
-          throw err;
-        }
-      }
-    },
+    removeIfUnchanged: (etag) => deleteIfMatch(s3, bucket, DEVICE_OBJECT_KEY, etag),
   };
   return store;
 }

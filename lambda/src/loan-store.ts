@@ -1,12 +1,7 @@
-import {
-  DeleteObjectCommand,
-  GetObjectCommand,
-  NoSuchKey,
-  PutObjectCommand,
-  S3ServiceException,
-  paginateListObjectsV2,
-  type S3Client,
-} from "@aws-sdk/client-s3";
+import { PutObjectCommand, paginateListObjectsV2, type S3Client } from "@aws-sdk/client-s3";
+import { deleteIfMatch, putIfAbsent, readObject, type ConditionalDelete } from "./s3-conditional";
+
+export type { ConditionalDelete } from "./s3-conditional";
 
 /**
  * Where loan tokens are kept in the device bucket: beside the device they belong to, under the
@@ -45,8 +40,6 @@ export interface LoanListEntry {
   readonly storedAt: Date;
 }
 
-/** What a conditional delete found. */
-export type ConditionalDelete = "removed" | "changed" | "absent";
 
 /**
  * Persistence of loan tokens, with S3's semantics (Amazon S3 User Guide, "Conditional requests"):
@@ -70,40 +63,8 @@ export interface LoanStore {
   removeMarker(id: string, etag: string): Promise<ConditionalDelete>;
 }
 
-function statusOf(err: unknown): number | undefined {
-  return err instanceof S3ServiceException ? err.$metadata.httpStatusCode : undefined;
-}
-
 /** {@link LoanStore} on the device bucket, under {@link LOANS_PREFIX}. */
 export function s3LoanStore(s3: S3Client, bucket: string): LoanStore {
-  const read = async (key: string): Promise<{ body: string; etag: string } | undefined> => {
-    try {
-      const res = await s3.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
-      return { body: await res.Body!.transformToString("utf8"), etag: res.ETag ?? "" };
-    } catch (err) {
-      if (err instanceof NoSuchKey || statusOf(err) === 404) return undefined;
-      throw err;
-    }
-  };
-  const deleteIfMatch = async (key: string, etag: string): Promise<ConditionalDelete> => {
-    // S3 user guide, conditional deletes: 412 PreconditionFailed when the ETag differs, 404
-    // NoSuchKey when the key is gone, 409 ConditionalRequestConflict while a conflicting conditional
-    // request is in flight (retry). Needs s3:GetObject besides s3:DeleteObject; the role has both.
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, IfMatch: etag }));
-        return "removed";
-      } catch (err) {
-        if (statusOf(err) === 412) return "changed";
-        if (statusOf(err) === 404 || err instanceof NoSuchKey) return "absent";
-        if (statusOf(err) === 409 && attempt < 5) {
-          await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
-          continue;
-        }
-        throw err;
-      }
-    }
-  };
   const tokenKey = new RegExp(`^${LOANS_PREFIX}([0-9a-f]{16})\\.xml$`);
 
   return {
@@ -118,27 +79,16 @@ export function s3LoanStore(s3: S3Client, bucket: string): LoanStore {
       return out;
     },
     async get(id) {
-      const found = await read(loanKey(id));
+      const found = await readObject(s3, bucket, loanKey(id));
       return found && { id, xml: found.body, etag: found.etag };
     },
     async put(id, xml) {
       await s3.send(new PutObjectCommand({ Bucket: bucket, Key: loanKey(id), Body: xml, ContentType: "application/xml" }));
     },
-    removeIfUnchanged: (id, etag) => deleteIfMatch(loanKey(id), etag),
-    async createMarker(id, body) {
-      try {
-        const res = await s3.send(
-          new PutObjectCommand({ Bucket: bucket, Key: returnMarkerKey(id), Body: body, ContentType: "application/json", IfNoneMatch: "*" }),
-        );
-        return res.ETag ?? "";
-      } catch (err) {
-        // 412: a marker exists. 409: a concurrent conditional write to it is in flight — another
-        // return is starting, which for the caller is the same thing.
-        if (statusOf(err) === 412 || statusOf(err) === 409) return undefined;
-        throw err;
-      }
-    },
-    readMarker: (id) => read(returnMarkerKey(id)),
-    removeMarker: (id, etag) => deleteIfMatch(returnMarkerKey(id), etag),
+    removeIfUnchanged: (id, etag) => deleteIfMatch(s3, bucket, loanKey(id), etag),
+    // A 412 (or 409) means another return holds the marker, which for the caller is the same thing.
+    createMarker: (id, body) => putIfAbsent(s3, bucket, returnMarkerKey(id), body, "application/json"),
+    readMarker: (id) => readObject(s3, bucket, returnMarkerKey(id)),
+    removeMarker: (id, etag) => deleteIfMatch(s3, bucket, returnMarkerKey(id), etag),
   };
 }
