@@ -21,11 +21,8 @@ export function bearer(token: string): RequestSigner {
  * Function URL: `access_token` is null in the other modes and `[secret]` without --show-secrets, so
  * the first look reveals nothing and the token is fetched only when there is one.
  */
-async function stackToken(address: ServiceAddress, readOutput: StackOutputReader): Promise<string | undefined> {
-  if (address.source !== "pulumi stack output function_url") {
-    const stackUrl = await readOutput("function_url");
-    if (stackUrl === undefined || new URL(stackUrl).host !== address.url.host) return undefined;
-  }
+async function stackToken(isStackAddress: () => Promise<boolean>, readOutput: StackOutputReader): Promise<string | undefined> {
+  if (!(await isStackAddress())) return undefined;
   const masked = await readOutput("access_token");
   if (masked === undefined || masked === "null") return undefined;
   const token = await readOutput("access_token", { showSecrets: true });
@@ -41,15 +38,6 @@ export interface Connection {
   functionArn(): Promise<string | undefined>;
 }
 
-/** The stack's function ARN, only when that stack's function_url is the address in use. */
-async function stackArnFor(address: ServiceAddress, readOutput: StackOutputReader): Promise<string | undefined> {
-  if (address.source !== "pulumi stack output function_url") {
-    const stackUrl = await readOutput("function_url");
-    if (stackUrl === undefined || new URL(stackUrl).host !== address.url.host) return undefined;
-  }
-  return readOutput("lambda_function_arn");
-}
-
 /**
  * Finds the service and prepares signing: none for a local address (`knock serve`), SigV4 for
  * service `lambda` otherwise.
@@ -57,11 +45,19 @@ async function stackArnFor(address: ServiceAddress, readOutput: StackOutputReade
 export async function connect(flags: ConnectionFlags, note: (line: string) => void, readOutput: StackOutputReader = pulumiStackOutput): Promise<Connection> {
   const address = await findServiceAddress(flags.url, process.env, readOutput);
   const local = isLocalUrl(address.url);
+  // Whether the address is this project's stack's function_url: asked once (each stack output is a
+  // run of the Pulumi CLI), and only when the token or the ARN is wanted.
+  let sameStack: Promise<boolean> | undefined;
+  const isStackAddress = (): Promise<boolean> =>
+    (sameStack ??=
+      address.source === "pulumi stack output function_url"
+        ? Promise.resolve(true)
+        : readOutput("function_url").then((url) => url !== undefined && URL.canParse(url) && new URL(url).host === address.url.host));
   let sign: RequestSigner = unsigned;
   let how = "unsigned (local address)";
   // A token replaces signing: in TOKEN mode the URL is public and Authorization carries the token.
   const given = flags.token ? "--token" : process.env.KNOCK_TOKEN?.trim() ? "KNOCK_TOKEN" : undefined;
-  const token = flags.token || process.env.KNOCK_TOKEN?.trim() || (local ? undefined : await stackToken(address, readOutput));
+  const token = flags.token || process.env.KNOCK_TOKEN?.trim() || (local ? undefined : await stackToken(isStackAddress, readOutput));
   if (token) {
     sign = bearer(token);
     how = `access token from ${given ?? "pulumi stack output access_token"}`;
@@ -76,6 +72,8 @@ export async function connect(flags: ConnectionFlags, note: (line: string) => vo
     address,
     sign,
     connectTo: connectToFromEnv(),
-    functionArn: () => (arn ??= local ? Promise.resolve(undefined) : stackArnFor(address, readOutput)),
+    // The function's ARN, for the IAM hint: only that of the stack whose URL this is.
+    functionArn: () =>
+      (arn ??= local ? Promise.resolve(undefined) : isStackAddress().then((same) => (same ? readOutput("lambda_function_arn") : undefined))),
   };
 }

@@ -1,5 +1,6 @@
 // The client's shared pieces on their own: finding the service, file names, terminal style.
 import { describe, expect, it } from "vitest";
+import { connect } from "../../client/lib/connection";
 import { candidateName, sanitizeFileName } from "../../client/lib/download";
 import { terminalStyle } from "../../client/lib/progress";
 import { findServiceAddress, isLocalUrl, regionOfFunctionUrl } from "../../client/lib/service-address";
@@ -21,6 +22,34 @@ describe("finding the service", () => {
     expect(regionOfFunctionUrl(new URL("https://example.com/"))).toBeUndefined();
     expect(["http://127.0.0.1:9000", "http://localhost:9000", "http://[::1]:9000", "http://127.1.2.3/"].every((u) => isLocalUrl(new URL(u)))).toBe(true);
     expect(["http://0.0.0.0:9000", "http://192.168.1.2:9000", "https://abc.lambda-url.us-east-1.on.aws/", "http://localhost.evil.example/"].some((u) => isLocalUrl(new URL(u)))).toBe(false);
+  });
+});
+
+describe("the stack's token and ARN", () => {
+  // A fake of `pulumi stack output`: the stack's outputs, and every output asked for, in order.
+  const stackOutputs = (outputs: Record<string, string>) => {
+    const asked: string[] = [];
+    const read = async (name: string, options?: { readonly showSecrets?: boolean }) => {
+      asked.push(options?.showSecrets ? `${name} --show-secrets` : name);
+      return name === "access_token" && !options?.showSecrets ? "[secret]" : outputs[name];
+    };
+    return { read, asked };
+  };
+  const url = "https://abc.lambda-url.eu-west-3.on.aws/";
+
+  it("asks the Pulumi CLI for function_url once, for both the token and the ARN", async () => {
+    const stack = stackOutputs({ function_url: url, access_token: "tok", lambda_function_arn: "arn:aws:lambda:eu-west-3:1:function:f" });
+    const conn = await connect({ url }, () => undefined, stack.read);
+    expect(await conn.functionArn()).toBe("arn:aws:lambda:eu-west-3:1:function:f");
+    expect(await conn.sign({ method: "GET", url: new URL(url), headers: {} })).toMatchObject({ authorization: "Bearer tok" });
+    expect(stack.asked.filter((n) => n === "function_url")).toHaveLength(1);
+  });
+
+  it("takes neither from a stack whose function_url is another address", async () => {
+    const stack = stackOutputs({ function_url: "https://other.lambda-url.eu-west-3.on.aws/", access_token: "tok", lambda_function_arn: "arn" });
+    const conn = await connect({ url, region: "eu-west-3" }, () => undefined, stack.read);
+    expect(await conn.functionArn()).toBeUndefined();
+    expect(stack.asked).toEqual(["function_url"]);
   });
 });
 
