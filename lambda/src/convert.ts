@@ -36,7 +36,7 @@ export interface ConvertContext {
   readonly log: Logger;
   /** The tools' whole environment (minimal, with the egress proxy). @default toolEnvironment() */
   readonly toolEnv?: NodeJS.ProcessEnv;
-  /** `-o` name for acsmdownloader when its own (the title) would not fit; see {@link downloadName}. */
+  /** File name for acsmdownloader when its own (the title) would not fit; see {@link downloadName}. */
   readonly outputName?: string;
 }
 
@@ -57,7 +57,7 @@ export function truncateUtf8(text: string, maxBytes: number): string {
 }
 
 /**
- * The name to give acsmdownloader with `-o`, or undefined to let it name the file itself.
+ * The file name to give acsmdownloader (as `-o <dir>/<name>`), or undefined to let it name the file itself.
  * Without `-o` it writes `<-O dir>/<title with / as _>` and renames it to that plus `.epub`/`.pdf`
  * (utils/acsmdownloader.cpp); a title over 255 bytes makes that fail. With `-o NAME` it uses NAME
  * verbatim and appends nothing, so the name chosen here carries the extension adept_remove needs,
@@ -71,12 +71,20 @@ export function downloadName(title: string | undefined, format: string | undefin
   return truncateUtf8(name, 200 - ext.length).trimEnd() + ext;
 }
 
+/**
+ * acsmdownloader's output arguments: `-O DIR` lets the tool name the file after the book's title and
+ * append the extension adept_remove needs to pick the format; a title too long for that gets one full
+ * path with `-o` instead. Never both: libgourou 0.8.9 refuses `-o` together with `-O` ("you cannot use
+ * both -o and -O", utils/acsmdownloader.cpp) before it reads anything.
+ */
+export function downloadOutputArgs(outDir: string, outputName: string | undefined): string[] {
+  return outputName === undefined ? ["-O", outDir] : ["-o", join(outDir, outputName)];
+}
+
 async function download(acsmPath: string, deviceDir: string, outDir: string, ctx: ConvertContext): Promise<{ path: string; loanToken: string | undefined }> {
   await mkdir(outDir);
-  // Without -o the tool names the file after the book's title and appends the right extension,
-  // which adept_remove needs to pick the format.
-  const named = ctx.outputName !== undefined ? ["-o", ctx.outputName] : [];
-  const run = await runLibgourou(ctx.toolsDir, "acsmdownloader", ["-D", deviceDir, "-O", outDir, ...named, acsmPath], ctx.timeLeftMs(), ctx.toolEnv);
+  const output = downloadOutputArgs(outDir, ctx.outputName);
+  const run = await runLibgourou(ctx.toolsDir, "acsmdownloader", ["-D", deviceDir, ...output, acsmPath], ctx.timeLeftMs(), ctx.toolEnv);
   const books = (await readdir(outDir)).filter((name) => extname(name).toLowerCase() in CONTENT_TYPES);
   if (books.length !== 1) {
     throw new ServiceError(500, "ConversionFailed", `acsmdownloader succeeded but produced ${books.length} EPUB/PDF files, expected one.`);

@@ -14,6 +14,7 @@ import { contentDisposition } from "../../lambda/src/output-store";
 import { safeFileName, safetyMarginMs } from "../../lambda/src/handler";
 import { loadConfig } from "../../lambda/src/config";
 import { AcsmExpiredError, BadRequestError, PayloadTooLargeError } from "../../lambda/src/errors";
+import { downloadName, downloadOutputArgs } from "../../lambda/src/convert";
 import { TOOLS_DIR, makeAcsm, urlEvent } from "./harness";
 
 describe("parseRequest", () => {
@@ -74,6 +75,22 @@ describe("validateAcsm", () => {
   it("answers 410 for a past expiration and 400 for one that is not a date", () => {
     expect(() => validateAcsm(makeAcsm({ expiration: "2026-05-31T23:59:59Z" }), now)).toThrow(AcsmExpiredError);
     expect(() => validateAcsm(makeAcsm({ expiration: "soon" }), now)).toThrow(/"soon" is not a date/);
+  });
+});
+
+describe("acsmdownloader's output arguments", () => {
+  it("lets the tool name the book after its title in the download folder", () => {
+    expect(downloadName("Les Misérables", "application/epub+zip")).toBeUndefined();
+    expect(downloadOutputArgs("/tmp/w/download-1", undefined)).toEqual(["-O", "/tmp/w/download-1"]);
+  });
+
+  it("gives a title too long for a file name one full -o path, never -o with -O (libgourou 0.8.9 refuses both)", () => {
+    const name = downloadName("Ж".repeat(200), "application/pdf");
+    expect(name).toMatch(/^Ж+\.pdf$/);
+    expect(Buffer.byteLength(name!)).toBeLessThanOrEqual(200);
+    const args = downloadOutputArgs("/tmp/w/download-1", name);
+    expect(args).toEqual(["-o", `/tmp/w/download-1/${name}`]);
+    expect(args).not.toContain("-O");
   });
 });
 

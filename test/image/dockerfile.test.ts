@@ -90,6 +90,17 @@ function baseImageProblems(text: string): string[] {
   return problems;
 }
 
+/**
+ * libgourou releases the image may pin, each with the commit its tag points at upstream and the
+ * uPDFParser revision it is packaged with. 0.8.7 is absent on purpose: Adobe's activation servers stopped
+ * accepting it in early 2026 (fixed in 0.8.8). 0.8.9 is commit 324c566 "Fix help of adept_load_mgt"; only
+ * that abbreviation is publicly recorded, so the Dockerfile checks the commit by prefix and prints the
+ * full id.
+ */
+const LIBGOUROU_RELEASES: Readonly<Record<string, { commit: string; updfparser: string }>> = {
+  "0.8.9": { commit: "324c566", updfparser: "6060d123441a06df699eb275ae5ffdd50409b8f3" },
+};
+
 function sourceArgProblems(text: string): string[] {
   const defaults = argDefaults(text);
   const problems: string[] = [];
@@ -99,13 +110,18 @@ function sourceArgProblems(text: string): string[] {
       problems.push(`ARG ${name} must default to the upstream repository on forge.soutade.fr (is ${value ?? "missing"})`);
     }
   }
-  if (defaults.get("LIBGOUROU_REF") !== "v0.8.7" || defaults.get("LIBGOUROU_VERSION") !== "0.8.7") {
-    problems.push("libgourou must default to release 0.8.7 (LIBGOUROU_REF=v0.8.7, LIBGOUROU_VERSION=0.8.7)");
-  }
-  if (defaults.get("UPDFPARSER_REF") !== "6060d123441a06df699eb275ae5ffdd50409b8f3") {
-    problems.push("uPDFParser must default to the commit libgourou 0.8.7 is built with");
+  const version = defaults.get("LIBGOUROU_VERSION") ?? "";
+  const release = LIBGOUROU_RELEASES[version];
+  if (!release) {
+    problems.push(`libgourou must default to a release that can still activate (${Object.keys(LIBGOUROU_RELEASES).join(", ")}), not ${version || "none"}`);
+  } else {
+    if (defaults.get("LIBGOUROU_REF") !== `v${version}`) problems.push(`LIBGOUROU_REF must be the release's tag v${version} (is ${defaults.get("LIBGOUROU_REF") ?? "missing"})`);
+    if (defaults.get("LIBGOUROU_COMMIT") !== release.commit) problems.push(`LIBGOUROU_COMMIT must be ${version}'s commit ${release.commit} (is ${defaults.get("LIBGOUROU_COMMIT") ?? "missing"})`);
+    if (defaults.get("UPDFPARSER_REF") !== release.updfparser) problems.push(`uPDFParser must default to the commit libgourou ${version} is built with (${release.updfparser})`);
   }
   const runs = stagesOf(text).flatMap(runsOf).join("\n");
+  // The tag is checked against the pinned commit, because tags can move.
+  if (!/case "\$commit" in \("\$LIBGOUROU_COMMIT"\*\)/.test(runs)) problems.push("no RUN checks that LIBGOUROU_REF resolves to LIBGOUROU_COMMIT");
   for (const name of ["LIBGOUROU_REPO", "LIBGOUROU_REF", "UPDFPARSER_REPO", "UPDFPARSER_REF"]) {
     if (!runs.includes(`"$${name}"`)) problems.push(`ARG ${name} is never used by a RUN, so a mirror could not replace it`);
   }
@@ -268,9 +284,18 @@ describe("lambda/Dockerfile", () => {
     ]);
   });
 
-  it("builds libgourou and uPDFParser from build arguments that default to the pinned upstream revisions", () => {
+  it("builds libgourou and uPDFParser from build arguments that default to the pinned release, its tag checked against its commit", () => {
     expect(sourceArgProblems(dockerfile)).toEqual([]);
-    expect(sourceArgProblems(mutate(dockerfile, "ARG LIBGOUROU_REF=v0.8.7", "ARG LIBGOUROU_REF"))).not.toEqual([]);
+    expect(sourceArgProblems(mutate(dockerfile, "ARG LIBGOUROU_REF=v0.8.9", "ARG LIBGOUROU_REF"))).not.toEqual([]);
+    expect(sourceArgProblems(mutate(dockerfile, "ARG LIBGOUROU_COMMIT=324c566", "ARG LIBGOUROU_COMMIT=81faf1f"))).toEqual([
+      "LIBGOUROU_COMMIT must be 0.8.9's commit 324c566 (is 81faf1f)",
+    ]);
+    expect(sourceArgProblems(mutate(mutate(dockerfile, "ARG LIBGOUROU_REF=v0.8.9", "ARG LIBGOUROU_REF=v0.8.7"), "ARG LIBGOUROU_VERSION=0.8.9", "ARG LIBGOUROU_VERSION=0.8.7"))).toEqual([
+      "libgourou must default to a release that can still activate (0.8.9), not 0.8.7",
+    ]);
+    expect(sourceArgProblems(mutate(dockerfile, 'case "$commit" in ("$LIBGOUROU_COMMIT"*)', 'case "$commit" in (*)'))).toEqual([
+      "no RUN checks that LIBGOUROU_REF resolves to LIBGOUROU_COMMIT",
+    ]);
     expect(sourceArgProblems(mutate(dockerfile, /ARG UPDFPARSER_REPO=\S+/, "ARG UPDFPARSER_REPO="))).not.toEqual([]);
     expect(sourceArgProblems(mutate(dockerfile, '"$UPDFPARSER_REF"', "master"))).not.toEqual([]);
   });
