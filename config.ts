@@ -54,7 +54,17 @@ export interface KnockConfig {
   readonly accessTokenVersion: number;
   /** Lifetime of the presigned download links in seconds, 60–604800 (SigV4's 7-day maximum). @default 3600 */
   readonly downloadUrlExpirySeconds: number;
+  /** Git URL the image build clones libgourou from; a mirror when the upstream forge is down. @default the upstream forge */
+  readonly libgourouRepository: string;
+  /** Git URL the image build clones uPDFParser (libgourou's PDF library) from. @default the upstream forge */
+  readonly updfparserRepository: string;
 }
+
+/** Where libgourou and uPDFParser live upstream; lambda/Dockerfile defaults to the same URLs. */
+export const UPSTREAM_REPOSITORIES = {
+  libgourou: "https://forge.soutade.fr/soutade/libgourou.git",
+  updfparser: "https://forge.soutade.fr/soutade/uPDFParser.git",
+} as const;
 
 /** The retention periods CloudWatch Logs accepts (PutRetentionPolicy); anything else is rejected by AWS. */
 export const LOG_RETENTION_DAYS: readonly number[] = [
@@ -104,6 +114,8 @@ export const CONFIG_KEYS = {
   function_url_auth: { type: "string", default: "AWS_IAM", values: ["AWS_IAM", "NONE", "TOKEN"] },
   access_token_version: { type: "integer", default: 1, min: 1, max: 1000000 },
   download_url_expiry_seconds: { type: "integer", default: 3600, min: 60, max: 604800 },
+  libgourou_repository: { type: "string", default: UPSTREAM_REPOSITORIES.libgourou },
+  updfparser_repository: { type: "string", default: UPSTREAM_REPOSITORIES.updfparser },
 } as const satisfies Record<string, ConfigKeySpec>;
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
@@ -157,6 +169,8 @@ export function loadConfig(
     functionUrlAuth: oneOf(source, "function_url_auth") as FunctionUrlAuth,
     accessTokenVersion: integer(source, "access_token_version"),
     downloadUrlExpirySeconds: integer(source, "download_url_expiry_seconds"),
+    libgourouRepository: gitUrl(source, "libgourou_repository"),
+    updfparserRepository: gitUrl(source, "updfparser_repository"),
   });
 }
 
@@ -230,5 +244,20 @@ function imageName(source: ConfigSource, key: ConfigKey): string {
   const text = source(key);
   if (text === undefined) return String(spec.default);
   if (text.trim() === "" || /\s/.test(text)) throw new ConfigError(key, text, `expected an image name without spaces, or ${AUTO}`);
+  return text;
+}
+
+/**
+ * A repository URL git can clone inside CodeBuild. The value reaches the build as a `--build-arg` in
+ * the environment (never spliced into a command), but a space or a scheme git would read as a local
+ * path or an option (`-u…`, `file:`, `ext::`) is refused here, where the message can name the key.
+ */
+function gitUrl(source: ConfigSource, key: ConfigKey): string {
+  const spec: ConfigKeySpec = CONFIG_KEYS[key];
+  const text = raw(source, key);
+  if (text === undefined) return String(spec.default);
+  if (!/^(https?|git|ssh):\/\/[^\s/]+\/\S*$/.test(text)) {
+    throw new ConfigError(key, text, "expected a git repository URL starting with https://, http://, git:// or ssh://, without spaces", `pulumi config set ${key} https://<mirror>/<repository>.git`);
+  }
   return text;
 }

@@ -15,6 +15,14 @@ describe("loadConfig", () => {
       ecrImageRetention: 5, codebuildComputeType: "BUILD_GENERAL1_MEDIUM", codebuildImage: "aws/codebuild/standard:7.0",
       codebuildMaxRetries: 10, codebuildRetryDelay: 30, codebuildTimeoutMinutes: 30, functionUrlAuth: "AWS_IAM",
       accessTokenVersion: 1, downloadUrlExpirySeconds: 3600,
+      libgourouRepository: "https://forge.soutade.fr/soutade/libgourou.git",
+      updfparserRepository: "https://forge.soutade.fr/soutade/uPDFParser.git",
+    });
+  });
+
+  it("builds from a mirror of libgourou and uPDFParser when told to", () => {
+    expect(load({ libgourou_repository: "https://github.com/someone/libgourou.git", updfparser_repository: "git://mirror.example/uPDFParser" })).toMatchObject({
+      libgourouRepository: "https://github.com/someone/libgourou.git", updfparserRepository: "git://mirror.example/uPDFParser",
     });
   });
 
@@ -67,6 +75,10 @@ describe("loadConfig", () => {
     ["lambda_reserved_concurrency", "-2", /lambda_reserved_concurrency="-2"/],
     ["download_url_expiry_seconds", "999999", /download_url_expiry_seconds="999999".*604800/],
     ["codebuild_image", "my image", /codebuild_image="my image"/],
+    ["libgourou_repository", "forge.soutade.fr/soutade/libgourou", /libgourou_repository="forge.soutade.fr\/soutade\/libgourou".*git repository URL starting with https:\/\//],
+    ["libgourou_repository", "file:///srv/libgourou", /libgourou_repository="file:\/\/\/srv\/libgourou"/],
+    ["libgourou_repository", "--upload-pack=touch /tmp/x", /libgourou_repository=/],
+    ["updfparser_repository", "https://mirror.example/u pdf.git", /updfparser_repository=.*without spaces/],
   ])("rejects %s=%s naming the key, the value and what is allowed", (key, value, message) => {
     expect(() => load({ [key]: value })).toThrow(ConfigError);
     expect(() => load({ [key]: value })).toThrow(message);
