@@ -98,6 +98,10 @@ export function createImagePipeline(config: KnockConfig, args: ImagePipelineArgs
       { sid: "WriteOwnBuildLogs", actions: ["logs:CreateLogStream", "logs:PutLogEvents"], resources: [buildLogGroup.arn, pulumi.interpolate`${buildLogGroup.arn}:*`] },
       // `docker login` needs a registry token; this action has no resource-level permissions.
       { sid: "GetRegistryToken", actions: ["ecr:GetAuthorizationToken"], resources: ["*"] },
+      // The build logs in to ECR Public too, so that pulling BuildKit and the base images counts
+      // against an authenticated pull quota, not the anonymous one CodeBuild's shared addresses
+      // exhaust. ECR Public's token needs both actions, and neither has resource-level permissions.
+      { sid: "GetPublicRegistryToken", actions: ["ecr-public:GetAuthorizationToken", "sts:GetServiceBearerToken"], resources: ["*"] },
       // Push the image and read/write the layer cache — in this one repository only (the original
       // could even create repositories anywhere).
       {
@@ -130,6 +134,9 @@ export function createImagePipeline(config: KnockConfig, args: ImagePipelineArgs
       environmentVariables: [
         { name: "ECR_REPOSITORY_URI", value: repository.repositoryUrl },
         { name: "AWS_DEFAULT_REGION", value: config.region },
+        // Passed on as --build-arg, so a mirror can stand in for libgourou's forge (see SOURCE_BUILD_ARGS).
+        { name: "LIBGOUROU_REPO", value: config.libgourouRepository },
+        { name: "UPDFPARSER_REPO", value: config.updfparserRepository },
       ],
     },
     // Naming the group here also makes the project (and so every build) wait until the group exists,

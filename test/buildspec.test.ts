@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { BUILDKIT_IMAGE, CACHE_TAG, DIGEST_VARIABLE, createBuildspec, dockerPlatform, renderBuildspec } from "../infra/buildspec";
+import { BUILDKIT_FALLBACK_IMAGE, BUILDKIT_IMAGE, CACHE_TAG, DIGEST_VARIABLE, SOURCE_BUILD_ARGS, createBuildspec, dockerPlatform, renderBuildspec } from "../infra/buildspec";
 
 const DIGEST = `sha256:${"0123456789abcdef".repeat(4)}`;
 const REPO = "123456789012.dkr.ecr.us-east-2.amazonaws.com/knock-lambda-dev";
@@ -64,15 +64,18 @@ describe("the buildspec", () => {
     expect(build).toContain(`--cache-to "type=registry,ref=$ECR_REPOSITORY_URI:${CACHE_TAG},mode=max,image-manifest=true,oci-mediatypes=true"`);
     expect(build).toContain("--push");
     expect(build).toMatch(/--file lambda\/Dockerfile lambda$/);
-    expect(build).not.toContain("--build-arg");
+    // Only the source repositories are build arguments; every other Dockerfile default stands.
+    expect(build.match(/--build-arg "[^"]*"/g)).toEqual(['--build-arg "LIBGOUROU_REPO=$LIBGOUROU_REPO"', '--build-arg "UPDFPARSER_REPO=$UPDFPARSER_REPO"']);
+    expect([...SOURCE_BUILD_ARGS]).toEqual(["LIBGOUROU_REPO", "UPDFPARSER_REPO"]);
   });
 
-  it("uses a docker-container builder (the registry cache exporter needs one) running a pinned BuildKit from public ECR", () => {
-    expect(spec.phases.pre_build.commands).toContain(
-      `docker buildx create --name knock-builder --driver docker-container --driver-opt image=${BUILDKIT_IMAGE} --use`,
-    );
-    // A released version, not the moving buildx-stable-1 tag buildx would otherwise pull (from Docker Hub).
+  it("runs a docker-container builder (the registry cache exporter needs one) from a pinned BuildKit on public ECR, with buildx-stable-1 as the fallback", () => {
+    expect(spec.phases.pre_build.commands.some((c: string) => c.includes('docker buildx create --name knock-builder --driver docker-container --driver-opt "image=$buildkit" --use'))).toBe(true);
+    expect(spec.env.variables.BUILDKIT_IMAGE).toBe(BUILDKIT_IMAGE);
+    expect(spec.env.variables.BUILDKIT_FALLBACK_IMAGE).toBe(BUILDKIT_FALLBACK_IMAGE);
+    // A released version first; the tag every public use of this mirror names as the fallback.
     expect(BUILDKIT_IMAGE).toMatch(/^public\.ecr\.aws\/vend\/moby\/buildkit:v\d+\.\d+\.\d+$/);
+    expect(BUILDKIT_FALLBACK_IMAGE).toBe("public.ecr.aws/vend/moby/buildkit:buildx-stable-1");
   });
 
   it("has commands that bash can parse", () => {
@@ -102,7 +105,7 @@ describe("running the buildspec's commands", () => {
    * tests: it is used only to find bash and the real tools the commands need (jq, cat), which are
    * linked beside the stand-ins so that PATH can name that one directory.
    */
-  function runPhases(metadata: string | undefined, options: { loginFails?: boolean; ambient?: NodeJS.ProcessEnv } = {}) {
+  function runPhases(metadata: string | undefined, options: { loginFails?: boolean; publicLoginFails?: boolean; unpullable?: readonly string[]; ambient?: NodeJS.ProcessEnv } = {}) {
     const ambientPath = (options.ambient ?? process.env).PATH ?? "";
     const bash = toolPath("bash", ambientPath);
     const work = tempDir("knock-buildspec-");
@@ -112,14 +115,23 @@ describe("running the buildspec's commands", () => {
     fs.mkdirSync(home);
     for (const tool of ["jq", "cat"]) fs.symlinkSync(toolPath(tool, ambientPath), path.join(bin, tool));
     const log = path.join(work, "calls.log");
-    // `aws ecr get-login-password` prints the token on stdout; the CLI exits 255 on a failed call.
-    fs.writeFileSync(path.join(bin, "aws"), `#!/bin/sh\necho "aws $*" >> "${log}"\n${options.loginFails ? "exit 255" : "echo token-123"}\n`, { mode: 0o755 });
+    // `aws ecr get-login-password` / `aws ecr-public get-login-password` print the token on stdout;
+    // the CLI exits 255 on a failed call (e.g. AccessDenied while a new role's policy propagates).
+    fs.writeFileSync(path.join(bin, "aws"), [
+      "#!/bin/sh",
+      `echo "aws $*" >> "${log}"`,
+      `if [ "$1" = ecr ]; then ${options.loginFails ? "exit 255" : "echo token-123"}; fi`,
+      `if [ "$1" = ecr-public ]; then ${options.publicLoginFails ? 'echo "An error occurred (AccessDeniedException) when calling the GetAuthorizationToken operation" >&2; exit 255' : "echo public-token-456"}; fi`,
+    ].join("\n") + "\n", { mode: 0o755 });
+    const unpullable = (options.unpullable ?? []).map((image) => `"${image}"`).join(" ");
     // `docker login --password-stdin` refuses an empty password; `buildx build --metadata-file` writes
     // the build result (containerimage.digest) as JSON to that file.
     fs.writeFileSync(path.join(bin, "docker"), [
       `#!${bash}`,
       `echo "docker $*" >> "${log}"`,
       'if [ "$1" = login ]; then pw=$(cat); [ -n "$pw" ] || { echo "empty password" >&2; exit 1; }; fi',
+      // `docker pull` of a reference the registry does not have: "manifest unknown", exit status 1.
+      `if [ "$1" = pull ]; then for missing in ${unpullable}; do if [ "$3" = "$missing" ]; then echo "Error response from daemon: manifest for $3 not found: manifest unknown" >&2; exit 1; fi; done; echo "$3"; fi`,
       'if [ "$1 $2" = "buildx build" ]; then',
       '  while [ $# -gt 0 ]; do if [ "$1" = --metadata-file ]; then shift; meta="$1"; fi; shift; done',
       metadata === undefined ? "  :" : `  printf '%s' '${metadata}' > "$meta"`,
@@ -127,7 +139,10 @@ describe("running the buildspec's commands", () => {
     ].join("\n") + "\n", { mode: 0o755 });
     const spec = createBuildspec("x86_64");
     const commands = [...spec.phases.pre_build.commands, ...spec.phases.build.commands];
-    const script = ["set -e", ...commands, `echo "EXPORTED ${DIGEST_VARIABLE}=$${DIGEST_VARIABLE}"`].join("\n");
+    // CodeBuild runs each command in turn and fails the phase on the first non-zero exit status; it
+    // does not `set -e` (which would ignore a failure inside an && list).
+    const checked = commands.flatMap((command) => [command, 'status=$?; if [ "$status" -ne 0 ]; then exit "$status"; fi']);
+    const script = [...checked, `echo "EXPORTED ${DIGEST_VARIABLE}=$${DIGEST_VARIABLE}"`].join("\n");
     const result = hermeticBash(["-c", script], {
       PATH: bin,
       HOME: home,
@@ -136,6 +151,8 @@ describe("running the buildspec's commands", () => {
       ECR_REPOSITORY_URI: REPO,
       AWS_DEFAULT_REGION: "us-east-2",
       CODEBUILD_BUILD_NUMBER: "7",
+      LIBGOUROU_REPO: "https://mirror.example/libgourou.git",
+      UPDFPARSER_REPO: "https://mirror.example/uPDFParser.git",
     }, bash);
     return { ...result, calls: fs.existsSync(log) ? fs.readFileSync(log, "utf8") : "" };
   }
@@ -146,8 +163,36 @@ describe("running the buildspec's commands", () => {
     expect(result.status).toBe(0);
     expect(result.stdout).toContain(`EXPORTED ${DIGEST_VARIABLE}=${DIGEST}`);
     expect(result.calls).toContain("docker login --username AWS --password-stdin 123456789012.dkr.ecr.us-east-2.amazonaws.com\n");
+    expect(result.calls).toContain("docker login --username AWS --password-stdin public.ecr.aws\n");
+    expect(result.calls).toContain("aws ecr-public get-login-password --region us-east-1\n");
     expect(result.calls).toContain(`docker buildx create --name knock-builder --driver docker-container --driver-opt image=${BUILDKIT_IMAGE} --use\n`);
+    expect(result.stdout).toContain(`BuildKit image: ${BUILDKIT_IMAGE}`);
     expect(result.calls).toContain(`--tag ${REPO}:build-7`);
+    expect(result.calls).toContain("--build-arg LIBGOUROU_REPO=https://mirror.example/libgourou.git --build-arg UPDFPARSER_REPO=https://mirror.example/uPDFParser.git");
+  });
+
+  it("falls back to buildx-stable-1 when the pinned BuildKit cannot be pulled, and says so", () => {
+    const result = runPhases(JSON.stringify({ "containerimage.digest": DIGEST }), { unpullable: [BUILDKIT_IMAGE] });
+    expect(result.status).toBe(0);
+    expect(result.stderr).toContain(`warning: could not pull ${BUILDKIT_IMAGE}; using ${BUILDKIT_FALLBACK_IMAGE} instead`);
+    expect(result.stdout).toContain(`BuildKit image: ${BUILDKIT_FALLBACK_IMAGE}`);
+    expect(result.calls).toContain(`docker buildx create --name knock-builder --driver docker-container --driver-opt image=${BUILDKIT_FALLBACK_IMAGE} --use\n`);
+    expect(result.stdout).toContain(`EXPORTED ${DIGEST_VARIABLE}=${DIGEST}`);
+  });
+
+  it("fails before building when neither BuildKit image can be pulled", () => {
+    const result = runPhases(JSON.stringify({ "containerimage.digest": DIGEST }), { unpullable: [BUILDKIT_IMAGE, BUILDKIT_FALLBACK_IMAGE] });
+    expect(result.status).not.toBe(0);
+    expect(result.calls).not.toContain("buildx create");
+    expect(result.calls).not.toContain("buildx build");
+  });
+
+  it("still builds, anonymously, when the public ECR login fails", () => {
+    const result = runPhases(JSON.stringify({ "containerimage.digest": DIGEST }), { publicLoginFails: true });
+    expect(result.status).toBe(0);
+    expect(result.stderr).toContain("warning: could not log in to public.ecr.aws; pulling from it anonymously");
+    expect(result.calls).toContain("docker buildx build");
+    expect(result.stdout).toContain(`EXPORTED ${DIGEST_VARIABLE}=${DIGEST}`);
   });
 
   it("fails the build when buildx reports no digest", () => {

@@ -136,6 +136,8 @@ describe("registry and build", () => {
         environmentVariables: [
           { name: "ECR_REPOSITORY_URI", value: repoUrl },
           { name: "AWS_DEFAULT_REGION", value: REGION },
+          { name: "LIBGOUROU_REPO", value: "https://forge.soutade.fr/soutade/libgourou.git" },
+          { name: "UPDFPARSER_REPO", value: "https://forge.soutade.fr/soutade/uPDFParser.git" },
         ],
       },
       source: { type: "S3", location: "knock-source-bucket-a1b2c3d/source.zip" },
@@ -205,9 +207,9 @@ describe("least privilege", () => {
   const allStatements = () => ["codebuild-policy", "knock-lambda-policy", "knock-lambda-s3-policy"]
     .flatMap((name) => policyOf(byName(resources, name)).Statement.map((s) => ({ policy: name, ...s })));
 
-  it("grants nothing on * except ecr:GetAuthorizationToken", () => {
+  it("grants nothing on * except the registry tokens (ECR's, and ECR Public's with its STS bearer token)", () => {
     const wildcard = allStatements().filter((s) => ([] as string[]).concat(s.Resource).includes("*"));
-    expect(wildcard.map((s) => s.Action)).toEqual([["ecr:GetAuthorizationToken"]]);
+    expect(wildcard.map((s) => s.Action)).toEqual([["ecr:GetAuthorizationToken"], ["ecr-public:GetAuthorizationToken", "sts:GetServiceBearerToken"]]);
   });
 
   it("owns CodeBuild's log group, with the logs' retention, so destroy removes it and the build never creates it", () => {
