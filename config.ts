@@ -31,8 +31,10 @@ export interface KnockConfig {
   readonly lambdaEphemeralStorage: number;
   /** @default "x86_64" */
   readonly lambdaArchitecture: LambdaArchitecture;
-  /** Reserved concurrency, 1–1000; undefined (config value -1) leaves the account's shared pool, since
-   *  setting it fails on accounts whose total concurrency is 10. @default undefined */
+  /** Reserved concurrency, 1–900; undefined (config value -1) leaves the account's shared pool. Lambda
+   *  lets a function reserve at most the account's unreserved concurrency minus 100, so 900 is the most
+   *  a default account (1000) can reserve, and a new account limited to 10 can reserve nothing.
+   *  @default undefined */
   readonly lambdaReservedConcurrency: number | undefined;
   /** Days a converted book stays in the output bucket, 1–3650. @default 1 */
   readonly outputBucketLifecycleDays: number;
@@ -103,7 +105,7 @@ export const CONFIG_KEYS = {
   lambda_log_retention: { type: "integer", default: 14, min: 1, max: 3653, values: LOG_RETENTION_DAYS },
   lambda_ephemeral_storage: { type: "integer", default: 2048, min: 512, max: 10240 },
   lambda_architecture: { type: "string", default: "x86_64", values: ["x86_64", "arm64"] },
-  lambda_reserved_concurrency: { type: "integer", default: UNRESERVED, min: 1, max: 1000, unset: UNRESERVED },
+  lambda_reserved_concurrency: { type: "integer", default: UNRESERVED, min: 1, max: 900, unset: UNRESERVED },
   output_bucket_lifecycle_days: { type: "integer", default: 1, min: 1, max: 3650 },
   ecr_image_retention: { type: "integer", default: 5, min: 1, max: 1000 },
   codebuild_compute_type: { type: "string", default: AUTO, values: [AUTO, ...COMPUTE_TYPES] },

@@ -71,7 +71,9 @@ describe("loadConfig", () => {
     ["codebuild_max_retries", "0", /codebuild_max_retries="0"/],
     ["codebuild_timeout_minutes", "1", /codebuild_timeout_minutes="1".*from 5 to 480/],
     ["lambda_ephemeral_storage", "256", /lambda_ephemeral_storage="256".*from 512 to 10240/],
-    ["lambda_reserved_concurrency", "0", /lambda_reserved_concurrency="0".*from 1 to 1000, or -1 for none/],
+    ["lambda_reserved_concurrency", "0", /lambda_reserved_concurrency="0".*from 1 to 900, or -1 for none/],
+    // Lambda refuses to leave fewer than 100 unreserved executions: 1000 can never be reserved on a default account.
+    ["lambda_reserved_concurrency", "1000", /lambda_reserved_concurrency="1000".*from 1 to 900/],
     ["lambda_reserved_concurrency", "-2", /lambda_reserved_concurrency="-2"/],
     ["download_url_expiry_seconds", "999999", /download_url_expiry_seconds="999999".*604800/],
     ["codebuild_image", "my image", /codebuild_image="my image"/],
