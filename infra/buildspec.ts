@@ -1,10 +1,10 @@
 import type { LambdaArchitecture } from "../config";
+import { APP_TAG_PREFIX, CACHE_TAG, LATEST_TAG } from "./registry-lifecycle";
+
+export { CACHE_TAG };
 
 /** Name of the variable the buildspec exports and the build runner reads the pushed digest from. */
 export const DIGEST_VARIABLE = "IMAGE_DIGEST";
-
-/** Tag of the BuildKit layer cache kept in the image repository itself (no second repository to manage). */
-export const CACHE_TAG = "buildcache";
 
 /**
  * The BuildKit daemon image the docker-container builder runs, and the one it falls back to. Without
@@ -100,8 +100,8 @@ export function createBuildspec(architecture: LambdaArchitecture): Buildspec {
             `--cache-to "${cacheRef},mode=max,image-manifest=true,oci-mediatypes=true"`,
             "--metadata-file /tmp/build-metadata.json",
             ...SOURCE_BUILD_ARGS.map((name) => `--build-arg "${name}=$${name}"`),
-            '--tag "$ECR_REPOSITORY_URI:build-$CODEBUILD_BUILD_NUMBER"',
-            '--tag "$ECR_REPOSITORY_URI:latest"',
+            `--tag "$ECR_REPOSITORY_URI:${APP_TAG_PREFIX}$CODEBUILD_BUILD_NUMBER"`,
+            `--tag "$ECR_REPOSITORY_URI:${LATEST_TAG}"`,
             "--push",
             "--file lambda/Dockerfile",
             "lambda",

@@ -6,7 +6,8 @@ import * as path from "node:path";
 import type { KnockConfig } from "../config";
 import { createBuildContextArchive } from "./build-context";
 import { parseRunnerOutput } from "./runner-output";
-import { CACHE_TAG, createBuildspec, renderBuildspec } from "./buildspec";
+import { createBuildspec, renderBuildspec } from "./buildspec";
+import { createLifecyclePolicy } from "./registry-lifecycle";
 import { assumableBy, policyJson } from "./iam";
 import { buildLogGroupName, buildProjectName, repositoryName } from "./naming";
 
@@ -50,24 +51,9 @@ export function createImagePipeline(config: KnockConfig, args: ImagePipelineArgs
 
   new aws.ecr.LifecyclePolicy("knock-repo-lifecycle", {
     repository: repository.name,
-    // The layer cache lives in the same repository. Matching it in its own higher-priority rule keeps
-    // it out of the image count, so a small retention can never expire the image the function runs.
-    policy: JSON.stringify({
-      rules: [
-        {
-          rulePriority: 1,
-          description: "Keep the BuildKit layer cache",
-          selection: { tagStatus: "tagged", tagPrefixList: [CACHE_TAG], countType: "imageCountMoreThan", countNumber: 1 },
-          action: { type: "expire" },
-        },
-        {
-          rulePriority: 2,
-          description: `Keep the newest ${config.ecrImageRetention} images`,
-          selection: { tagStatus: "any", countType: "imageCountMoreThan", countNumber: config.ecrImageRetention },
-          action: { type: "expire" },
-        },
-      ],
-    }),
+    // Counts only the app's own images (build-*): an all-images count would include the BuildKit
+    // cache manifests and could expire the image the function runs (infra/registry-lifecycle.ts).
+    policy: JSON.stringify(createLifecyclePolicy(config.ecrImageRetention)),
   }, opts);
 
   // The archive's SHA-256 is the build trigger: the original keyed rebuilds on the version id of an
@@ -81,7 +67,7 @@ export function createImagePipeline(config: KnockConfig, args: ImagePipelineArgs
     contentType: "application/zip",
   }, opts);
 
-  const projectName = buildProjectName(config.stack);
+  const projectName = buildProjectName(config.stack, config.project);
   // Left to itself, CodeBuild creates /aws/codebuild/<project> on the first build, keeps it forever
   // and `pulumi destroy` leaves it behind. Owned by the stack, it has a retention and goes with it.
   const buildLogGroup = new aws.cloudwatch.LogGroup("knock-lambda-build-logs", {
@@ -169,10 +155,11 @@ export function createImagePipeline(config: KnockConfig, args: ImagePipelineArgs
       ...(config.awsProfile === undefined ? {} : { AWS_PROFILE: config.awsProfile }),
     },
     // A new build when what goes into the image changes: the build context, or the build
-    // instructions (which include the target platform). The provider also re-runs `create` when any
-    // other input changes (the runner's settings above, `dir`); `ignoreChanges` is no way out, as it
-    // would pin those settings to their first values for good.
-    triggers: [archive.sha256, sha256(buildspec)],
+    // instructions (which include the target platform) — or where it goes: a repository that was
+    // replaced (renamed) holds none of the old images, so the digest must be pushed there anew. The
+    // provider also re-runs `create` when any other input changes (the runner's settings above,
+    // `dir`); `ignoreChanges` is no way out, as it would pin those settings to their first values for good.
+    triggers: [archive.sha256, sha256(buildspec), repository.repositoryUrl],
     addPreviousOutputInEnv: false,
   }, {
     ...opts,
