@@ -150,6 +150,9 @@ export function createImagePipeline(config: KnockConfig, args: ImagePipelineArgs
       CODEBUILD_RETRY_DELAY_SECONDS: String(config.codebuildRetryDelay),
       CODEBUILD_TIMEOUT_MINUTES: String(config.codebuildTimeoutMinutes),
       BUILD_CONTEXT_SHA256: archive.sha256,
+      // Only to name the account's concurrent-build quota when CodeBuild refuses to start a build.
+      CODEBUILD_COMPUTE_TYPE: config.codebuildComputeType,
+      CODEBUILD_ENVIRONMENT_TYPE: arm ? "ARM_CONTAINER" : "LINUX_CONTAINER",
       // The runner uses the SDK's credential chain; with `aws:profile` set, the provider and the runner
       // must act as the same identity.
       ...(config.awsProfile === undefined ? {} : { AWS_PROFILE: config.awsProfile }),

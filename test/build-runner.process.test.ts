@@ -74,6 +74,8 @@ describe("build runner process (real entry, fake AWS endpoint)", () => {
   it("retries the role-propagation error, follows the build and ends stdout with the digest (exit 0)", async () => {
     const handler: FakeAwsHandler = (req, count) => {
       switch (req.operation) {
+        case "ListBuildsForProject":
+          return { body: { ids: [] } };
         case "StartBuild":
           return count < 2
             ? { error: { type: "InvalidInputException", message: "CodeBuild is not authorized to perform: sts:AssumeRole on arn:aws:iam::123456789012:role/codebuild-role-x" } }
@@ -123,6 +125,8 @@ describe("build runner process (real entry, fake AWS endpoint)", () => {
   it("exits 1 on a FAILED build, printing the failing phase and the log tail read from CloudWatch Logs", async () => {
     fake = await startFakeAws((req) => {
       switch (req.operation) {
+        case "ListBuildsForProject":
+          return { body: { ids: [] } };
         case "StartBuild":
           return { body: { build: { id: BUILD_ID } } };
         case "BatchGetBuilds":
@@ -163,6 +167,8 @@ describe("build runner process (real entry, fake AWS endpoint)", () => {
   it("on SIGTERM sends StopBuild for the running build before exiting with 143", async () => {
     fake = await startFakeAws((req) => {
       switch (req.operation) {
+        case "ListBuildsForProject":
+          return { body: { ids: [] } };
         case "StartBuild":
           return { body: { build: { id: BUILD_ID } } };
         case "BatchGetBuilds":
@@ -176,7 +182,7 @@ describe("build runner process (real entry, fake AWS endpoint)", () => {
 
     const run = startRunner(fake.url);
     const server = fake;
-    await waitFor(() => run.stdout().includes(`build id: ${BUILD_ID}`) && server.calls("BatchGetBuilds").length >= 2, "the build to be followed");
+    await waitFor(() => run.stdout().includes(`started build ${BUILD_ID}`) && server.calls("BatchGetBuilds").length >= 2, "the build to be followed");
     run.proc.kill("SIGTERM");
     const result = await run.finished;
 
@@ -185,6 +191,171 @@ describe("build runner process (real entry, fake AWS endpoint)", () => {
     expect(server.calls("StopBuild").map((r) => r.body)).toEqual([{ id: BUILD_ID }]);
     expect(result.stdout).toContain(`StopBuild accepted for ${BUILD_ID}`);
     expect(result.stdout.trimEnd().split("\n").at(-1)).toBe(`error: interrupted by SIGTERM; build ${BUILD_ID} was asked to stop`);
+  });
+
+  it("explains a zero build quota in one message and exits 1 without retrying (AccountLimitExceededException over the wire)", async () => {
+    fake = await startFakeAws((req) => {
+      switch (req.operation) {
+        case "ListBuildsForProject":
+          return { body: { ids: [] } };
+        case "StartBuild":
+          return { error: { type: "AccountLimitExceededException", message: "Cannot have more than 0 builds in queue for the account" } };
+        default:
+          throw new Error(`unexpected ${req.target}`);
+      }
+    });
+
+    const result = await startRunner(fake.url, {
+      CODEBUILD_MAX_RETRIES: "5",
+      CODEBUILD_COMPUTE_TYPE: "BUILD_GENERAL1_MEDIUM",
+      CODEBUILD_ENVIRONMENT_TYPE: "LINUX_CONTAINER",
+    }).finished;
+
+    expect(result.code).toBe(1);
+    expect(fake.calls("StartBuild")).toHaveLength(1);
+    expect(fake.calls("BatchGetProjects")).toHaveLength(0);
+    const errors = result.stderr.trimEnd().split("\n");
+    expect(errors).toHaveLength(1);
+    expect(result.stdout.trimEnd().split("\n").at(-1)).toBe(errors[0]);
+    expect(errors[0]).toMatch(/^error: CodeBuild will not start any build of knock-lambda-build-dev: AccountLimitExceededException: Cannot have more than 0 builds in queue for the account\./);
+    expect(errors[0]).toContain("for Linux/Medium (BUILD_GENERAL1_MEDIUM on LINUX_CONTAINER) is 0 in us-east-2");
+    expect(errors[0]).toContain("--service-code codebuild --quota-code L-2DC20C30 --desired-value 2");
+    expect(errors[0]).toContain("No build ran and nothing was deployed");
+    expect(result.stdout).not.toContain("IAM propagation");
+  });
+
+  it("reads the compute type from the project for the quota message when the variables are unset", async () => {
+    fake = await startFakeAws((req) => {
+      switch (req.operation) {
+        case "ListBuildsForProject":
+          return { body: { ids: [] } };
+        case "StartBuild":
+          return { error: { type: "AccountLimitExceededException", message: "Cannot have more than 0 builds in queue for the account" } };
+        case "BatchGetProjects":
+          return {
+            body: {
+              projects: [{ name: PROJECT, environment: { type: "LINUX_CONTAINER", computeType: "BUILD_GENERAL1_LARGE", image: "aws/codebuild/standard:7.0" } }],
+              projectsNotFound: [],
+            },
+          };
+        default:
+          throw new Error(`unexpected ${req.target}`);
+      }
+    });
+
+    const result = await startRunner(fake.url).finished;
+
+    expect(result.code).toBe(1);
+    expect(fake.calls("BatchGetProjects").map((r) => r.body)).toEqual([{ names: [PROJECT] }]);
+    expect(result.stderr).toContain('"Concurrently running builds for Linux/Large environment"');
+    expect(result.stderr).toContain("--quota-code L-4DDC4A99");
+  });
+
+  it("says the slots are busy when the queue is full (N > 0) and exits 1 without retrying", async () => {
+    fake = await startFakeAws((req) => {
+      switch (req.operation) {
+        case "ListBuildsForProject":
+          return { body: { ids: [] } };
+        case "StartBuild":
+          return { error: { type: "AccountLimitExceededException", message: "Cannot have more than 5 builds in queue for the account" } };
+        default:
+          throw new Error(`unexpected ${req.target}`);
+      }
+    });
+
+    const result = await startRunner(fake.url, { CODEBUILD_COMPUTE_TYPE: "BUILD_GENERAL1_MEDIUM", CODEBUILD_ENVIRONMENT_TYPE: "ARM_CONTAINER" }).finished;
+
+    expect(result.code).toBe(1);
+    expect(fake.calls("StartBuild")).toHaveLength(1);
+    expect(result.stderr).toMatch(/^error: CodeBuild will not queue another build of knock-lambda-build-dev: AccountLimitExceededException: Cannot have more than 5 builds/);
+    expect(result.stderr).toContain("Other builds in this account hold every slot of its concurrent-build quota for ARM/Medium");
+    expect(result.stderr).toContain("then run pulumi up again");
+    expect(result.stderr).not.toContain("is 0 in");
+  });
+
+  it("starts a new build when the first is denied its S3 source in DOWNLOAD_SOURCE, and reports the build that succeeded", async () => {
+    const first = `${PROJECT}:7f00c0de-0000-4000-8000-00000000000a`;
+    fake = await startFakeAws((req, count) => {
+      switch (req.operation) {
+        case "ListBuildsForProject":
+          return { body: { ids: [] } };
+        case "StartBuild":
+          return { body: { build: { id: count === 0 ? first : BUILD_ID, buildStatus: "IN_PROGRESS" } } };
+        case "BatchGetBuilds": {
+          const [id] = req.body.ids as string[];
+          if (id === first) {
+            return {
+              body: {
+                builds: [
+                  {
+                    id: first,
+                    buildStatus: "FAILED",
+                    currentPhase: "COMPLETED",
+                    phases: [
+                      { phaseType: "SUBMITTED", phaseStatus: "SUCCEEDED", startTime: 1_760_000_000 },
+                      { phaseType: "QUEUED", phaseStatus: "SUCCEEDED" },
+                      { phaseType: "PROVISIONING", phaseStatus: "SUCCEEDED" },
+                      {
+                        phaseType: "DOWNLOAD_SOURCE",
+                        phaseStatus: "FAILED",
+                        contexts: [
+                          { statusCode: "CLIENT_ERROR", message: "AccessDenied: Access Denied status code: 403, request id: 1, host id: 2 for primary source" },
+                        ],
+                      },
+                      { phaseType: "COMPLETED" },
+                    ],
+                  },
+                ],
+              },
+            };
+          }
+          return { body: { builds: [{ id: BUILD_ID, buildStatus: "SUCCEEDED", exportedEnvironmentVariables: [{ name: "IMAGE_DIGEST", value: DIGEST }] }] } };
+        }
+        default:
+          throw new Error(`unexpected ${req.target}`);
+      }
+    });
+
+    const result = await startRunner(fake.url).finished;
+
+    expect(result.stderr).toBe("");
+    expect(result.code).toBe(0);
+    expect(fake.calls("StartBuild")).toHaveLength(2);
+    expect(result.stdout).toContain(`attempt 1/10: build ${first} was denied access in DOWNLOAD_SOURCE (CLIENT_ERROR: AccessDenied: Access Denied`);
+    expect(result.stdout).toContain("(IAM propagation); starting a new build in 0s");
+    expect(parseRunnerOutput(result.stdout)).toEqual({ buildId: BUILD_ID, digest: DIGEST });
+  });
+
+  it("stops a build an earlier, killed run left IN_PROGRESS before it starts its own", async () => {
+    const leftover = `${PROJECT}:7f00c0de-0000-4000-8000-0000000000ff`;
+    fake = await startFakeAws((req) => {
+      switch (req.operation) {
+        case "ListBuildsForProject":
+          return { body: { ids: [leftover] } };
+        case "StopBuild":
+          return { body: { build: { id: leftover, buildStatus: "IN_PROGRESS" } } };
+        case "StartBuild":
+          return { body: { build: { id: BUILD_ID, buildStatus: "IN_PROGRESS" } } };
+        case "BatchGetBuilds": {
+          const [id] = req.body.ids as string[];
+          return id === leftover
+            ? { body: { builds: [{ id: leftover, buildStatus: "IN_PROGRESS", currentPhase: "BUILD", startTime: 1_785_578_400 }] } }
+            : { body: { builds: [{ id: BUILD_ID, buildStatus: "SUCCEEDED", exportedEnvironmentVariables: [{ name: "IMAGE_DIGEST", value: DIGEST }] }] } };
+        }
+        default:
+          throw new Error(`unexpected ${req.target}`);
+      }
+    });
+
+    const result = await startRunner(fake.url).finished;
+
+    expect(result.code).toBe(0);
+    expect(fake.calls("ListBuildsForProject").map((r) => r.body)).toEqual([{ projectName: PROJECT, sortOrder: "DESCENDING" }]);
+    expect(fake.calls("StopBuild").map((r) => r.body)).toEqual([{ id: leftover }]);
+    const order = fake.requests.map((r) => r.operation);
+    expect(order.indexOf("StopBuild")).toBeLessThan(order.indexOf("StartBuild"));
+    expect(result.stdout).toContain(`stopping build ${leftover} (running since 2026-08-01T10:00:00.000Z)`);
+    expect(parseRunnerOutput(result.stdout)).toEqual({ buildId: BUILD_ID, digest: DIGEST });
   });
 
   it("exits 2 naming the variable when the environment is invalid, without calling AWS", async () => {

@@ -6,8 +6,10 @@ import { mockClient } from "aws-sdk-client-mock";
 import {
   AccountLimitExceededException,
   BatchGetBuildsCommand,
+  BatchGetProjectsCommand,
   CodeBuildClient,
   InvalidInputException,
+  ListBuildsForProjectCommand,
   ResourceNotFoundException,
   StartBuildCommand,
   StopBuildCommand,
@@ -15,6 +17,8 @@ import {
 } from "@aws-sdk/client-codebuild";
 import { CloudWatchLogsClient, GetLogEventsCommand, ResourceNotFoundException as LogsNotFound } from "@aws-sdk/client-cloudwatch-logs";
 import {
+  concurrentBuildQuota,
+  earlyAccessDenial,
   EXIT_CODES,
   formatElapsed,
   isRolePropagationError,
@@ -75,12 +79,16 @@ function build(overrides: Partial<Build>): { builds: Build[] } {
 }
 
 const roleNotAssumable = () => new InvalidInputException({ message: ROLE_MESSAGE, $metadata: {} });
+// CodeBuild's client models no AccessDeniedException; the SDK raises it as a plain ServiceException with that name.
+const accessDenied = (message: string) => Object.assign(new Error(message), { name: "AccessDeniedException" });
 
 beforeEach(() => {
   codebuildMock.reset();
   logsMock.reset();
   codebuildMock.on(StartBuildCommand).resolves({ build: { id: BUILD_ID } });
   codebuildMock.on(StopBuildCommand).resolves({ build: { id: BUILD_ID, buildStatus: "STOPPED" } });
+  // A fresh project has no earlier builds for stopLeftoverBuilds to find.
+  codebuildMock.on(ListBuildsForProjectCommand).resolves({ ids: [] });
 });
 
 afterEach(() => {
@@ -191,7 +199,6 @@ describe("runBuild: starting while the service role propagates", () => {
   it.each([
     ["a missing project", new ResourceNotFoundException({ message: "Project cannot be found: arn:aws:codebuild:us-east-2:123456789012:project/nope", $metadata: {} })],
     ["another invalid input", new InvalidInputException({ message: "Invalid source location", $metadata: {} })],
-    ["an account limit", new AccountLimitExceededException({ message: "Cannot have more than 1 builds in queue", $metadata: {} })],
   ])("fails at once, without retrying, on %s", async (_label, error) => {
     codebuildMock.on(StartBuildCommand).rejects(error);
     const h = harness();
@@ -543,5 +550,397 @@ describe("formatElapsed", () => {
     [-10, "[0m00s]"],
   ])("formats %d ms as %s", (ms, text) => {
     expect(formatElapsed(ms)).toBe(text);
+  });
+});
+
+describe("runBuild: the account's concurrent-build quota", () => {
+  // The message CodeBuild gives new accounts (aws-ia/terraform-aws-control_tower_account_factory #100, #179).
+  const zeroQuota = () =>
+    new AccountLimitExceededException({ message: "Cannot have more than 0 builds in queue for the account", $metadata: {} });
+  const linuxMedium = { ...OPTIONS, computeType: "BUILD_GENERAL1_MEDIUM", environmentType: "LINUX_CONTAINER" } as const;
+
+  it("explains a zero quota in one message — what it is, how to raise it, nothing deployed — and never retries it", async () => {
+    codebuildMock.on(StartBuildCommand).rejects(zeroQuota());
+    const h = harness();
+
+    const result = await runBuild(linuxMedium, h.deps);
+
+    expect(result).toEqual({ exitCode: EXIT_CODES.failure });
+    expect(codebuildMock.commandCalls(StartBuildCommand)).toHaveLength(1);
+    expect(h.sleeps).toEqual([]);
+    const message = h.out.at(-1) ?? "";
+    expect(h.err).toEqual([message]);
+    expect(h.out.filter((l) => l.startsWith("error:"))).toEqual([message]);
+    expect(message).toMatch(/^error: CodeBuild will not start any build of knock-lambda-build-dev: AccountLimitExceededException: Cannot have more than 0 builds in queue for the account\./);
+    expect(message).toContain("quota of concurrently running CodeBuild builds for Linux/Medium (BUILD_GENERAL1_MEDIUM on LINUX_CONTAINER) is 0 in us-east-2");
+    expect(message).toContain('Service Quotas console (AWS services → AWS CodeBuild → "Concurrently running builds for Linux/Medium environment" → Request increase at account level');
+    expect(message).toContain(
+      "aws service-quotas request-service-quota-increase --region us-east-2 --service-code codebuild --quota-code L-2DC20C30 --desired-value 2",
+    );
+    expect(message).toContain("No build ran and nothing was deployed");
+    expect(message).not.toContain("IAM propagation");
+    expect(h.text()).not.toMatch(/attempt \d+\/10/);
+    // The variables named the environment, so the project was not read.
+    expect(codebuildMock.commandCalls(BatchGetProjectsCommand)).toHaveLength(0);
+  });
+
+  it("recognises the 'active builds' wording of the same zero quota", async () => {
+    codebuildMock
+      .on(StartBuildCommand)
+      .rejects(new AccountLimitExceededException({ message: "Cannot have more than 0 active builds for the account", $metadata: {} }));
+    const h = harness();
+
+    await runBuild(linuxMedium, h.deps);
+
+    expect(h.out.at(-1)).toContain("is 0 in us-east-2");
+    expect(codebuildMock.commandCalls(StartBuildCommand)).toHaveLength(1);
+  });
+
+  it("reads the environment from the project when the variables are unset, and gives the lookup step where no code is known", async () => {
+    codebuildMock.on(StartBuildCommand).rejects(zeroQuota());
+    codebuildMock.on(BatchGetProjectsCommand).resolves({
+      projects: [{ name: "knock-lambda-build-dev", environment: { type: "ARM_CONTAINER", computeType: "BUILD_GENERAL1_MEDIUM", image: "x" } }],
+    });
+    const h = harness();
+
+    await runBuild(OPTIONS, h.deps);
+
+    expect(codebuildMock.commandCalls(BatchGetProjectsCommand)[0]?.args[0].input).toEqual({ names: ["knock-lambda-build-dev"] });
+    const message = h.out.at(-1) ?? "";
+    expect(message).toContain("for ARM/Medium (BUILD_GENERAL1_MEDIUM on ARM_CONTAINER) is 0");
+    expect(message).toContain('"Concurrently running builds for ARM/Medium environment"');
+    expect(message).toContain("aws service-quotas list-service-quotas --region us-east-2 --service-code codebuild (to find its quota code)");
+    expect(message).not.toMatch(/--quota-code L-/);
+  });
+
+  it("still names the quota family when the project cannot be read", async () => {
+    codebuildMock.on(StartBuildCommand).rejects(zeroQuota());
+    codebuildMock.on(BatchGetProjectsCommand).rejects(accessDenied("not authorized to perform: codebuild:BatchGetProjects"));
+    const h = harness();
+
+    const result = await runBuild(OPTIONS, h.deps);
+
+    expect(result.exitCode).toBe(EXIT_CODES.failure);
+    const message = h.out.at(-1) ?? "";
+    expect(message).toContain("for this project's compute type is 0 in us-east-2");
+    expect(message).toContain('"Concurrently running builds for <Linux|ARM>/<size> environment" quota that matches codebuild_compute_type and lambda_architecture');
+  });
+
+  it("tells busy slots apart from a zero quota: wait or stop other builds, no retry", async () => {
+    codebuildMock
+      .on(StartBuildCommand)
+      .rejects(new AccountLimitExceededException({ message: "Cannot have more than 5 builds in queue for the account", $metadata: {} }));
+    const h = harness();
+
+    const result = await runBuild(linuxMedium, h.deps);
+
+    expect(result.exitCode).toBe(EXIT_CODES.failure);
+    expect(codebuildMock.commandCalls(StartBuildCommand)).toHaveLength(1);
+    expect(h.sleeps).toEqual([]);
+    const message = h.out.at(-1) ?? "";
+    expect(message).toMatch(/^error: CodeBuild will not queue another build of knock-lambda-build-dev: AccountLimitExceededException: Cannot have more than 5 builds/);
+    expect(message).toContain("Other builds in this account hold every slot of its concurrent-build quota for Linux/Medium");
+    expect(message).toContain("Wait for them to finish, or stop the ones you do not need (CodeBuild console → Build history), then run pulumi up again");
+    expect(message).toContain('raise "Concurrently running builds for Linux/Medium environment"');
+    expect(message).not.toContain("is 0");
+    expect(message).toContain("nothing was deployed");
+  });
+
+  it("still points at the quotas for an account limit worded some other way", async () => {
+    codebuildMock.on(StartBuildCommand).rejects(new AccountLimitExceededException({ message: "Account limit reached", $metadata: {} }));
+    const h = harness();
+
+    await runBuild(linuxMedium, h.deps);
+
+    const message = h.out.at(-1) ?? "";
+    expect(message).toMatch(/^error: CodeBuild refused to start a build of knock-lambda-build-dev because of an account limit: AccountLimitExceededException: Account limit reached\./);
+    expect(message).toContain("--quota-code L-2DC20C30");
+    expect(codebuildMock.commandCalls(StartBuildCommand)).toHaveLength(1);
+  });
+});
+
+describe("concurrentBuildQuota", () => {
+  it.each([
+    ["LINUX_CONTAINER", "BUILD_GENERAL1_SMALL", "Concurrently running builds for Linux/Small environment", "L-9D07B6EF"],
+    ["LINUX_CONTAINER", "BUILD_GENERAL1_MEDIUM", "Concurrently running builds for Linux/Medium environment", "L-2DC20C30"],
+    ["LINUX_CONTAINER", "BUILD_GENERAL1_LARGE", "Concurrently running builds for Linux/Large environment", "L-4DDC4A99"],
+    ["LINUX_CONTAINER", "BUILD_GENERAL1_2XLARGE", "Concurrently running builds for Linux/2XLarge environment", "L-0397D009"],
+    ["ARM_CONTAINER", "BUILD_GENERAL1_LARGE", "Concurrently running builds for ARM/Large environment", "L-596BEAB4"],
+    ["ARM_CONTAINER", "BUILD_GENERAL1_XLARGE", "Concurrently running builds for ARM/XLarge environment", undefined],
+  ])("maps %s %s to %s (%s)", (type, compute, name, code) => {
+    const quota = concurrentBuildQuota(type, compute);
+    expect(quota?.name).toBe(name);
+    expect(quota?.code).toBe(code);
+  });
+
+  it.each([
+    [undefined, "BUILD_GENERAL1_MEDIUM"],
+    ["LINUX_CONTAINER", undefined],
+    ["LINUX_CONTAINER", "BUILD_LAMBDA_1GB"],
+    ["WINDOWS_SERVER_2019_CONTAINER", "BUILD_GENERAL1_MEDIUM"],
+  ])("knows no single quota for %s %s", (type, compute) => {
+    expect(concurrentBuildQuota(type, compute)).toBeUndefined();
+  });
+});
+
+describe("runBuild: a first build denied access before its first command (IAM propagation)", () => {
+  const FIRST = "knock-lambda-build-dev:11111111-1111-4111-8111-111111111111";
+  const SECOND = "knock-lambda-build-dev:22222222-2222-4222-8222-222222222222";
+  // The phase-details shape of a role that cannot read the S3 source yet (public reports of CodeBuild's
+  // "CLIENT_ERROR: AccessDenied: Access Denied status code: 403, … for primary source").
+  const sourceDenied = (id: string): Build => ({
+    id,
+    buildStatus: "FAILED",
+    currentPhase: "COMPLETED",
+    phases: [
+      { phaseType: "SUBMITTED", phaseStatus: "SUCCEEDED" },
+      { phaseType: "QUEUED", phaseStatus: "SUCCEEDED" },
+      { phaseType: "PROVISIONING", phaseStatus: "SUCCEEDED" },
+      {
+        phaseType: "DOWNLOAD_SOURCE",
+        phaseStatus: "FAILED",
+        contexts: [
+          {
+            statusCode: "CLIENT_ERROR",
+            message: "AccessDenied: Access Denied status code: 403, request id: 7Q2W, host id: aGVsbG8= for primary source",
+          },
+        ],
+      },
+      { phaseType: "FINALIZING", phaseStatus: "SUCCEEDED" },
+      { phaseType: "COMPLETED" },
+    ],
+  });
+  const logsDenied = (id: string): Build => ({
+    id,
+    buildStatus: "FAILED",
+    phases: [
+      { phaseType: "SUBMITTED", phaseStatus: "SUCCEEDED" },
+      {
+        phaseType: "QUEUED",
+        phaseStatus: "FAILED",
+        contexts: [
+          {
+            statusCode: "ACCESS_DENIED",
+            message:
+              "Service role arn:aws:iam::123456789012:role/codebuild-role-1a2b does not allow AWS CodeBuild to create Amazon CloudWatch Logs log streams for build arn:aws:codebuild:us-east-2:123456789012:build/x",
+          },
+        ],
+      },
+    ],
+  });
+  const succeeded = (id: string): Build => ({ id, buildStatus: "SUCCEEDED", exportedEnvironmentVariables: [{ name: "IMAGE_DIGEST", value: DIGEST }] });
+
+  /** BatchGetBuilds answers with whatever `builds[id]` holds for the requested id (asynchronously, as the SDK's send does). */
+  function answer(builds: Record<string, Build>): void {
+    codebuildMock.on(BatchGetBuildsCommand).callsFake(async (input: { ids: string[] }) => ({
+      builds: input.ids.flatMap((id) => (builds[id] ? [builds[id]] : [])),
+    }));
+  }
+
+  it("starts a new build after a DOWNLOAD_SOURCE AccessDenied, says why, and reports only the build that produced the image", async () => {
+    codebuildMock.on(StartBuildCommand).resolvesOnce({ build: { id: FIRST } }).resolves({ build: { id: SECOND } });
+    answer({ [FIRST]: sourceDenied(FIRST), [SECOND]: succeeded(SECOND) });
+    const h = harness();
+
+    const result = await runBuild(OPTIONS, h.deps);
+
+    expect(result).toEqual({ exitCode: 0, buildId: SECOND, digest: DIGEST });
+    expect(codebuildMock.commandCalls(StartBuildCommand)).toHaveLength(2);
+    const retry = h.out.filter((l) => l.includes("was denied access"));
+    expect(retry).toEqual([
+      `attempt 1/10: build ${FIRST} was denied access in DOWNLOAD_SOURCE (CLIENT_ERROR: AccessDenied: Access Denied status code: 403, request id: 7Q2W, host id: aGVsbG8= for primary source); ` +
+        "the new service role policy may not have reached CodeBuild yet (IAM propagation); starting a new build in 30s",
+    ]);
+    expect(h.sleeps).toEqual([30_000]);
+    expect(h.out.filter((l) => l.startsWith("started build "))).toEqual([`started build ${FIRST}`, `started build ${SECOND}`]);
+    expect(parseRunnerOutput(h.text())).toEqual({ buildId: SECOND, digest: DIGEST });
+    expect(codebuildMock.commandCalls(StopBuildCommand)).toHaveLength(0);
+  });
+
+  it("retries a build that could not create its log stream in QUEUED", async () => {
+    codebuildMock.on(StartBuildCommand).resolvesOnce({ build: { id: FIRST } }).resolves({ build: { id: SECOND } });
+    answer({ [FIRST]: logsDenied(FIRST), [SECOND]: succeeded(SECOND) });
+    const h = harness();
+
+    const result = await runBuild(OPTIONS, h.deps);
+
+    expect(result.exitCode).toBe(0);
+    expect(h.out.find((l) => l.includes("was denied access"))).toContain(`build ${FIRST} was denied access in QUEUED (ACCESS_DENIED: Service role arn:aws:iam`);
+  });
+
+  it("shares one attempt budget with StartBuild's role retries and then fails naming the permissions to check", async () => {
+    codebuildMock
+      .on(StartBuildCommand)
+      .rejectsOnce(roleNotAssumable())
+      .resolvesOnce({ build: { id: FIRST } })
+      .resolves({ build: { id: SECOND } });
+    answer({ [FIRST]: sourceDenied(FIRST), [SECOND]: sourceDenied(SECOND) });
+    logsMock.on(GetLogEventsCommand).resolves({ events: [] });
+    const h = harness();
+
+    const result = await runBuild({ ...OPTIONS, maxAttempts: 3 }, h.deps);
+
+    expect(result).toEqual({ exitCode: EXIT_CODES.failure, buildId: SECOND });
+    expect(codebuildMock.commandCalls(StartBuildCommand)).toHaveLength(3);
+    expect(h.out.filter((l) => /^attempt \d\/3:/.test(l)).map((l) => l.slice(0, 14))).toEqual(["attempt 1/3: C", "attempt 2/3: b"]);
+    expect(h.out.filter((l) => l.startsWith("build id:"))).toEqual([`build id: ${SECOND}`]);
+    expect(h.out).toContain("failing phase: DOWNLOAD_SOURCE FAILED");
+    const last = h.out.at(-1) ?? "";
+    expect(last).toMatch(new RegExp(`^error: build ${SECOND} ended FAILED in phase DOWNLOAD_SOURCE; still denied access after 3 attempt\\(s\\)`));
+    expect(last).toContain("s3:GetObject on the build context object");
+    expect(h.err).toEqual([last]);
+  });
+
+  it("stops retrying as soon as an interrupt arrives, without stopping a build that already failed", async () => {
+    codebuildMock.on(StartBuildCommand).resolvesOnce({ build: { id: FIRST } }).resolves({ build: { id: SECOND } });
+    answer({ [FIRST]: sourceDenied(FIRST) });
+    const controller = new AbortController();
+    const h = harness(controller.signal, () => controller.abort("SIGTERM"));
+
+    const result = await runBuild(OPTIONS, h.deps);
+
+    expect(result.exitCode).toBe(EXIT_CODES.sigterm);
+    expect(codebuildMock.commandCalls(StartBuildCommand)).toHaveLength(1);
+    expect(codebuildMock.commandCalls(StopBuildCommand)).toHaveLength(0);
+    expect(h.out.at(-1)).toBe(`error: received SIGTERM before a new build started (build ${FIRST} had already failed); nothing to stop`);
+  });
+
+  it("does not retry a failure in the build's own commands, even one that says AccessDenied", async () => {
+    const preBuild: Build = {
+      id: FIRST,
+      buildStatus: "FAILED",
+      phases: [
+        { phaseType: "DOWNLOAD_SOURCE", phaseStatus: "SUCCEEDED" },
+        {
+          phaseType: "PRE_BUILD",
+          phaseStatus: "FAILED",
+          contexts: [{ statusCode: "COMMAND_EXECUTION_ERROR", message: "Error while executing command: aws ecr get-login-password. Reason: exit status 254" }],
+        },
+      ],
+    };
+    codebuildMock.on(StartBuildCommand).resolves({ build: { id: FIRST } });
+    answer({ [FIRST]: preBuild });
+    logsMock.on(GetLogEventsCommand).resolves({ events: [] });
+    const h = harness();
+
+    const result = await runBuild(OPTIONS, h.deps);
+
+    expect(result.exitCode).toBe(EXIT_CODES.failure);
+    expect(codebuildMock.commandCalls(StartBuildCommand)).toHaveLength(1);
+    expect(h.out.at(-1)).toBe(`error: build ${FIRST} ended FAILED in phase PRE_BUILD; see the log above`);
+  });
+});
+
+describe("earlyAccessDenial", () => {
+  const failedIn = (phaseType: string, statusCode: string, message: string, buildStatus: Build["buildStatus"] = "FAILED"): Build => ({
+    buildStatus,
+    phases: [
+      { phaseType: "SUBMITTED", phaseStatus: "SUCCEEDED" },
+      { phaseType: phaseType as "QUEUED", phaseStatus: "FAILED", contexts: [{ statusCode, message }] },
+    ],
+  });
+
+  it.each([
+    [failedIn("DOWNLOAD_SOURCE", "CLIENT_ERROR", "AccessDenied: Access Denied status code: 403, request id: X, host id: Y for primary source"), "DOWNLOAD_SOURCE"],
+    [failedIn("PROVISIONING", "ACCESS_DENIED", "Service role … does not allow AWS CodeBuild to create Amazon CloudWatch Logs log streams"), "PROVISIONING"],
+    [failedIn("QUEUED", "ACCESS_DENIED", "Service role … does not allow AWS CodeBuild to create Amazon CloudWatch Logs log streams", "FAULT"), "QUEUED"],
+  ])("recognises %#", (build, phase) => {
+    expect(earlyAccessDenial(build)?.phase).toBe(phase);
+  });
+
+  it.each([
+    ["a missing source object", failedIn("DOWNLOAD_SOURCE", "CLIENT_ERROR", "NoSuchKey: The specified key does not exist. for primary source")],
+    ["a buildspec error", failedIn("DOWNLOAD_SOURCE", "YAML_FILE_ERROR", "stat /codebuild/output/src1/src/buildspec.yml: no such file or directory")],
+    ["a denial in BUILD", failedIn("BUILD", "COMMAND_EXECUTION_ERROR", "AccessDenied: Access Denied")],
+    ["a stopped build", failedIn("DOWNLOAD_SOURCE", "CLIENT_ERROR", "AccessDenied: Access Denied", "STOPPED")],
+    ["a build without phases", { buildStatus: "FAILED" } as Build],
+  ])("leaves %s alone", (_label, build) => {
+    expect(earlyAccessDenial(build)).toBeUndefined();
+  });
+});
+
+describe("runBuild: builds left running by an earlier, cancelled run", () => {
+  const LEFT = "knock-lambda-build-dev:99999999-9999-4999-8999-999999999999";
+  const DONE = "knock-lambda-build-dev:88888888-8888-4888-8888-888888888888";
+
+  it("stops the project's IN_PROGRESS builds before it starts a new one, and only those", async () => {
+    codebuildMock.on(ListBuildsForProjectCommand).resolves({ ids: [LEFT, DONE] });
+    codebuildMock.on(BatchGetBuildsCommand).callsFake(async (input: { ids: string[] }) => {
+      if (input.ids.length > 1) {
+        return {
+          builds: [
+            { id: LEFT, buildStatus: "IN_PROGRESS", startTime: new Date("2026-08-01T10:00:00Z") },
+            { id: DONE, buildStatus: "SUCCEEDED" },
+          ],
+        };
+      }
+      return { builds: [{ id: BUILD_ID, buildStatus: "SUCCEEDED", exportedEnvironmentVariables: [{ name: "IMAGE_DIGEST", value: DIGEST }] }] };
+    });
+    const h = harness();
+
+    const result = await runBuild(OPTIONS, h.deps);
+
+    expect(result.exitCode).toBe(0);
+    expect(codebuildMock.commandCalls(ListBuildsForProjectCommand)[0]?.args[0].input).toEqual({ projectName: "knock-lambda-build-dev", sortOrder: "DESCENDING" });
+    expect(codebuildMock.commandCalls(StopBuildCommand).map((c) => c.args[0].input)).toEqual([{ id: LEFT }]);
+    const order = codebuildMock.calls().map((c) => (c.args[0] as { constructor: { name: string } }).constructor.name);
+    expect(order.indexOf("StopBuildCommand")).toBeLessThan(order.indexOf("StartBuildCommand"));
+    expect(h.out).toContain(
+      `stopping build ${LEFT} (running since 2026-08-01T10:00:00.000Z): an earlier run of this stack was cancelled or killed and left it behind`,
+    );
+    expect(parseRunnerOutput(h.text())).toEqual({ buildId: BUILD_ID, digest: DIGEST });
+  });
+
+  it("carries on with a note when it may not list the project's builds", async () => {
+    codebuildMock
+      .on(ListBuildsForProjectCommand)
+      .rejects(accessDenied("not authorized to perform: codebuild:ListBuildsForProject"));
+    codebuildMock
+      .on(BatchGetBuildsCommand)
+      .resolves(build({ buildStatus: "SUCCEEDED", exportedEnvironmentVariables: [{ name: "IMAGE_DIGEST", value: DIGEST }] }));
+    const h = harness();
+
+    const result = await runBuild(OPTIONS, h.deps);
+
+    expect(result.exitCode).toBe(0);
+    expect(h.out).toContain(
+      "note: could not look for builds an earlier, cancelled run left running (AccessDeniedException: not authorized to perform: codebuild:ListBuildsForProject); carrying on",
+    );
+    expect(codebuildMock.commandCalls(StopBuildCommand)).toHaveLength(0);
+  });
+
+  it("carries on when a leftover build refuses to stop", async () => {
+    codebuildMock.on(ListBuildsForProjectCommand).resolves({ ids: [LEFT] });
+    codebuildMock.on(BatchGetBuildsCommand).callsFake(async (input: { ids: string[] }) =>
+      input.ids[0] === LEFT
+        ? { builds: [{ id: LEFT, buildStatus: "IN_PROGRESS" }] }
+        : { builds: [{ id: BUILD_ID, buildStatus: "SUCCEEDED", exportedEnvironmentVariables: [{ name: "IMAGE_DIGEST", value: DIGEST }] }] },
+    );
+    codebuildMock.on(StopBuildCommand).rejects(new InvalidInputException({ message: "Build already completed", $metadata: {} }));
+    const h = harness();
+
+    const result = await runBuild(OPTIONS, h.deps);
+
+    expect(result.exitCode).toBe(0);
+    expect(h.out).toContain(`could not stop ${LEFT} (InvalidInputException: Build already completed); stop it in the CodeBuild console if it is still running`);
+  });
+});
+
+describe("parseRunnerEnv: the build environment variables", () => {
+  const base = { CODEBUILD_PROJECT_NAME: "knock-lambda-build-dev", AWS_REGION: "us-east-2" };
+
+  it("takes CODEBUILD_COMPUTE_TYPE and CODEBUILD_ENVIRONMENT_TYPE when set", () => {
+    expect(parseRunnerEnv({ ...base, CODEBUILD_COMPUTE_TYPE: "BUILD_GENERAL1_LARGE", CODEBUILD_ENVIRONMENT_TYPE: "ARM_CONTAINER" })).toMatchObject({
+      computeType: "BUILD_GENERAL1_LARGE",
+      environmentType: "ARM_CONTAINER",
+    });
+    expect(parseRunnerEnv({ ...base, CODEBUILD_COMPUTE_TYPE: "", CODEBUILD_ENVIRONMENT_TYPE: " " })).not.toHaveProperty("computeType");
+  });
+
+  it.each([
+    [{ CODEBUILD_COMPUTE_TYPE: "medium; rm -rf" }, 'CODEBUILD_COMPUTE_TYPE="medium; rm -rf" is not allowed'],
+    [{ CODEBUILD_ENVIRONMENT_TYPE: "WINDOWS_CONTAINER" }, 'CODEBUILD_ENVIRONMENT_TYPE="WINDOWS_CONTAINER" is not allowed: LINUX_CONTAINER or ARM_CONTAINER'],
+  ])("rejects %o", (override, message) => {
+    expect(() => parseRunnerEnv({ ...base, ...override })).toThrow(message);
   });
 });

@@ -150,6 +150,7 @@ describe("registry and build", () => {
     expect(env).toMatchObject({
       CODEBUILD_PROJECT_NAME: "knock-lambda-build-dev", AWS_REGION: REGION, CODEBUILD_MAX_RETRIES: "10",
       CODEBUILD_RETRY_DELAY_SECONDS: "30", CODEBUILD_TIMEOUT_MINUTES: "30",
+      CODEBUILD_COMPUTE_TYPE: "BUILD_GENERAL1_MEDIUM", CODEBUILD_ENVIRONMENT_TYPE: "LINUX_CONTAINER",
     });
     expect(env).not.toHaveProperty("AWS_PROFILE");
     const triggers = run.inputs.triggers as string[];

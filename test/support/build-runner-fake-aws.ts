@@ -1,6 +1,15 @@
 // A tiny stand-in for the CodeBuild and CloudWatch Logs APIs on 127.0.0.1, so the real runner process
 // can be exercised through the SDK's standard AWS_ENDPOINT_URL variable. Both services speak
-// awsJson1_1: POST /, the operation in `X-Amz-Target`, JSON in and out, errors as `{__type, message}`.
+// awsJson1_1 (Smithy's "AWS JSON 1.1 protocol"): POST /, the operation in `X-Amz-Target`, JSON in and
+// out, timestamps as epoch seconds.
+//
+// Errors follow that protocol's error shape as the SDK the runner uses reads it (@aws-sdk/client-codebuild
+// 3.1142 on @smithy/core 3.41, `submodules/protocols`, loadJsonRpcErrorCode): an HTTP 4xx/5xx whose JSON
+// body carries the error name in `__type` and the text in `message`, the name also in the
+// `X-Amzn-Errortype` header (read when the body has none). The SDK keeps the part after `#` and before
+// `:`, so a bare name, as sent here, is what it matches against the client's modeled exceptions
+// (AccountLimitExceededException, InvalidInputException, …). CodeBuild answers its modeled errors with
+// status 400 (e.g. "Status Code: 400; Error Code: AccountLimitExceededException" in public reports).
 
 import { createServer, type IncomingHttpHeaders } from "node:http";
 import type { AddressInfo } from "node:net";
@@ -58,7 +67,7 @@ export async function startFakeAws(handler: FakeAwsHandler): Promise<FakeAws> {
       }
       const headers = { "content-type": "application/x-amz-json-1.1", "x-amzn-requestid": `req-${requests.length}` };
       if ("error" in reply) {
-        res.writeHead(reply.error.status ?? 400, headers);
+        res.writeHead(reply.error.status ?? 400, { ...headers, "x-amzn-errortype": reply.error.type });
         res.end(JSON.stringify({ __type: reply.error.type, message: reply.error.message }));
       } else {
         res.writeHead(200, headers);
