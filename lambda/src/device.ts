@@ -117,6 +117,8 @@ export class DeviceManager {
   private cacheOwner: string | undefined;
   /** Version of the stored device the cache holds. */
   private cachedEtag: string | undefined;
+  /** The activation in flight in this process, shared by every request that finds no device. */
+  private activation: Promise<string> | undefined;
 
   constructor(
     private readonly store: DeviceStore,
@@ -129,6 +131,18 @@ export class DeviceManager {
   async get(log: Logger, timeoutMs: () => number, env?: NodeJS.ProcessEnv): Promise<string> {
     const existing = await this.current(log);
     if (existing !== undefined) return existing;
+    // Concurrent requests in one process (knock serve; a Lambda container takes one at a time) that
+    // find no device share one activation: the conditional write below makes them agree on one
+    // stored device anyway, but every extra activation spends one of the distributor's device slots.
+    this.activation ??= this.activateAndStore(log, timeoutMs, env).finally(() => {
+      this.activation = undefined;
+    });
+    return this.activation;
+  }
+
+  private async activateAndStore(log: Logger, timeoutMs: () => number, env?: NodeJS.ProcessEnv): Promise<string> {
+    // An activation that finished while this caller was still reading the store left its device here.
+    if (this.cachedDir !== undefined && (await isComplete(this.cachedDir))) return this.cachedDir;
     const activated = await this.activate(log, timeoutMs(), env);
     const files = await readDeviceDir(activated);
     const etag = await this.store.storeIfAbsent(files);
