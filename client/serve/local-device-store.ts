@@ -1,6 +1,6 @@
 import { mkdir, readFile, unlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { DEVICE_OBJECT_KEY, decodeDevice, encodeDevice, type DeviceStore } from "../../lambda/src/device";
+import { DEVICE_OBJECT_KEY, decodeDevice, deviceBackupKey, encodeDevice, type DeviceStore } from "../../lambda/src/device";
 import { localObjects } from "./local-objects";
 
 /**
@@ -18,11 +18,17 @@ export function localDeviceStore(dataDir: string, now: () => Date = () => new Da
     },
     async loadVersioned() {
       const found = await objects.read(DEVICE_OBJECT_KEY);
-      return found && { files: decodeDevice(found.bytes.toString("utf8")), etag: found.etag };
+      if (found === undefined) return undefined;
+      const document = found.bytes.toString("utf8");
+      return { files: decodeDevice(document), etag: found.etag, document };
     },
     storeIfAbsent: (files) => objects.putIfAbsent(DEVICE_OBJECT_KEY, encodeDevice(files, now())),
     remove: () => objects.remove(DEVICE_OBJECT_KEY),
     removeIfUnchanged: (etag) => objects.deleteIfMatch(DEVICE_OBJECT_KEY, etag),
+    replaceIfUnchanged: (files, etag) => objects.putIfMatch(DEVICE_OBJECT_KEY, etag, encodeDevice(files, now())),
+    async keepBackup(device) {
+      await objects.putIfAbsent(deviceBackupKey(device.etag), device.document);
+    },
   };
   return store;
 }

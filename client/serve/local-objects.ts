@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { link, mkdir, readFile, rename, unlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import type { ConditionalDelete } from "../../lambda/src/s3-conditional";
+import type { ConditionalDelete, ConditionalReplace } from "../../lambda/src/s3-conditional";
 
 /** An S3 ETag for bytes stored by a single-part PUT: the quoted hex MD5 of the bytes. */
 export function etagOf(bytes: Buffer | string): string {
@@ -20,7 +20,8 @@ export interface LocalObject {
  * S3 User Guide, "Conditional requests"; lambda/src/s3-conditional.ts does the same against S3):
  * the version is the ETag; a plain PUT replaces the object; a PUT with `If-None-Match: *` fails when
  * the key exists (S3: 412); a DELETE with `If-Match: <ETag>` answers "absent" (S3: 404 NoSuchKey)
- * or "changed" (S3: 412); a plain DELETE of a missing key succeeds (S3: 204).
+ * or "changed" (S3: 412), and so does a PUT with `If-Match: <ETag>`; a plain DELETE of a missing key
+ * succeeds (S3: 204).
  *
  * A crash never leaves half an object: a PUT writes a temporary file and renames it; a conditional
  * PUT links it into place, which unlike rename fails when the name exists. Writes and conditional
@@ -89,6 +90,21 @@ export function localObjects(dataDir: string) {
         } finally {
           await unlink(tmp).catch(() => undefined);
         }
+      }),
+    /** Replaces an object only if it is still version `etag`: the new ETag, or why nothing was written. */
+    putIfMatch: (key: string, etag: string, bytes: Buffer | string): Promise<ConditionalReplace> =>
+      serialised(async () => {
+        const current = await read(key);
+        if (current === undefined) return "absent";
+        if (current.etag !== etag) return "changed";
+        const { target, tmp } = await temporary(key, bytes);
+        try {
+          await rename(tmp, target);
+        } catch (err) {
+          await unlink(tmp).catch(() => undefined);
+          throw err;
+        }
+        return { etag: etagOf(bytes) };
       }),
     /** Deletes an object; a missing one is not an error. */
     remove: (key: string): Promise<void> => serialised(async () => void (await unlinkMissingOk(key))),

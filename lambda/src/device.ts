@@ -4,7 +4,8 @@ import { DeleteObjectCommand, type S3Client } from "@aws-sdk/client-s3";
 import { runLibgourou } from "./libgourou";
 import { ServiceError } from "./errors";
 import type { Logger } from "./log";
-import { deleteIfMatch, putIfAbsent, readObject, type ConditionalDelete } from "./s3-conditional";
+import { deleteIfMatch, putIfAbsent, putIfMatch, readObject, type ConditionalDelete, type ConditionalReplace } from "./s3-conditional";
+import { upgradeActivationServer } from "./device-upgrade";
 
 /** The files `adept_activate` writes and every other tool reads through `-D DIR`. */
 export const DEVICE_FILES = ["device.xml", "activation.xml", "devicesalt"] as const;
@@ -15,6 +16,17 @@ export type DeviceFiles = Readonly<Record<(typeof DEVICE_FILES)[number], Buffer>
 /** Object key of the stored device in the device credentials bucket. */
 export const DEVICE_OBJECT_KEY = "adept/device.json";
 
+/**
+ * Where a stored device document is copied, verbatim, before the handler rewrites it (see
+ * {@link DeviceManager}): `<prefix><ETag of the old document>.json`.
+ */
+export const DEVICE_BACKUP_PREFIX = "adept/backups/device-";
+
+/** Object key of the backup of the stored device at version `etag`. */
+export function deviceBackupKey(etag: string): string {
+  return `${DEVICE_BACKUP_PREFIX}${etag.replace(/^W\//, "").replace(/"/g, "")}.json`;
+}
+
 /** Format tag inside the stored document, so a future layout can be recognised. */
 export const DEVICE_DOCUMENT_FORMAT = "knock-lambda/adept-device/v1";
 
@@ -22,6 +34,8 @@ export const DEVICE_DOCUMENT_FORMAT = "knock-lambda/adept-device/v1";
 export interface VersionedDevice {
   readonly files: DeviceFiles;
   readonly etag: string;
+  /** The stored document as it was read, for a verbatim backup. */
+  readonly document: string;
 }
 
 /** Persistence of the one shared device. */
@@ -39,6 +53,13 @@ export interface DeviceStore {
    * device is stored now; "absent" when none is.
    */
   removeIfUnchanged(etag: string): Promise<ConditionalDelete>;
+  /**
+   * Replaces the stored device with `files` only if it is still version `etag`: the new version, or
+   * "changed" / "absent" when another writer got there first.
+   */
+  replaceIfUnchanged(files: DeviceFiles, etag: string): Promise<ConditionalReplace>;
+  /** Keeps `device.document` at {@link deviceBackupKey}; an existing backup of that version is kept as it is. */
+  keepBackup(device: VersionedDevice): Promise<void>;
 }
 
 /** Serialises a device to the stored JSON document (all three files in one object, written atomically). */
@@ -74,7 +95,7 @@ export function s3DeviceStore(s3: S3Client, bucket: string, now: () => Date = ()
     },
     async loadVersioned() {
       const found = await readObject(s3, bucket, DEVICE_OBJECT_KEY);
-      return found && { files: decodeDevice(found.body), etag: found.etag };
+      return found && { files: decodeDevice(found.body), etag: found.etag, document: found.body };
     },
     // A 412 (or 409) means another cold start stored its device first; the caller loads the winner's.
     storeIfAbsent: (files) => putIfAbsent(s3, bucket, DEVICE_OBJECT_KEY, encodeDevice(files, now()), "application/json"),
@@ -82,6 +103,10 @@ export function s3DeviceStore(s3: S3Client, bucket: string, now: () => Date = ()
       await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: DEVICE_OBJECT_KEY }));
     },
     removeIfUnchanged: (etag) => deleteIfMatch(s3, bucket, DEVICE_OBJECT_KEY, etag),
+    replaceIfUnchanged: (files, etag) => putIfMatch(s3, bucket, DEVICE_OBJECT_KEY, etag, encodeDevice(files, now()), "application/json"),
+    async keepBackup(device) {
+      await putIfAbsent(s3, bucket, deviceBackupKey(device.etag), device.document, "application/json");
+    },
   };
   return store;
 }
@@ -167,10 +192,39 @@ export class DeviceManager {
   async current(log: Logger): Promise<string | undefined> {
     if (this.cachedDir !== undefined && (await isComplete(this.cachedDir))) return this.cachedDir;
     await mkdir(this.cacheRoot, { recursive: true });
-    const stored = await this.store.loadVersioned();
-    if (stored === undefined) return undefined;
+    const loaded = await this.store.loadVersioned();
+    if (loaded === undefined) return undefined;
     log.info("device loaded from store");
+    const stored = await this.upgradeStored(loaded, log);
     return this.remember(await writeDeviceDir(this.cacheRoot, stored.files), stored.etag);
+  }
+
+  /**
+   * A device activated by libgourou 0.8.7 still names 0.8.7's http:// activation server, which the
+   * 0.8.9 tools keep using for it (see device-upgrade.ts). It is moved to https once, for every
+   * container: the old document is first copied to a backup, then replaced only if it is still the
+   * version read (If-Match), so a device that changed in between is never overwritten. If the store
+   * cannot be written, this container still uses the moved copy and the next cold start tries again.
+   */
+  private async upgradeStored(stored: VersionedDevice, log: Logger): Promise<Pick<VersionedDevice, "files" | "etag">> {
+    const files = upgradeActivationServer(stored.files);
+    if (files === undefined) return stored;
+    log.warn("the stored device names libgourou 0.8.7's http:// activation server; moving it to https://");
+    try {
+      await this.store.keepBackup(stored);
+      const outcome = await this.store.replaceIfUnchanged(files, stored.etag);
+      if (typeof outcome === "object") {
+        log.info("stored device moved to the https:// activation server; the old one is kept as a backup", { backup: deviceBackupKey(stored.etag) });
+        return { files, etag: outcome.etag };
+      }
+      // Another container moved (or replaced) it first: use what is stored now.
+      const current = await this.store.loadVersioned();
+      if (current === undefined) return { files, etag: stored.etag };
+      return { files: upgradeActivationServer(current.files) ?? current.files, etag: current.etag };
+    } catch (err) {
+      log.warn("could not store the moved device; using it in this container only", { error: err instanceof Error ? err.message : String(err) });
+      return { files, etag: stored.etag };
+    }
   }
 
   /**

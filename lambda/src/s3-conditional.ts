@@ -11,12 +11,16 @@ import {
 // place (Amazon S3 User Guide, "Conditional requests"; conditional deletes on general purpose
 // buckets since 2025-09-16):
 //   PUT    If-None-Match: *   412 PreconditionFailed when the key exists
+//   PUT    If-Match: <ETag>   412 when the current object has another ETag, 404 NoSuchKey when none
 //   DELETE If-Match: <ETag>   412 when the current object has another ETag, 404 NoSuchKey when none
 //   any conditional request   409 ConditionalRequestConflict while a conflicting one is in flight
 // A conditional delete with an ETag needs s3:GetObject besides s3:DeleteObject (the role has both).
 
 /** The outcome of a delete conditioned on an ETag: done, another version is stored, or nothing is. */
 export type ConditionalDelete = "removed" | "changed" | "absent";
+
+/** The outcome of a write conditioned on an ETag: the new version's ETag, or why nothing was written. */
+export type ConditionalReplace = { readonly etag: string } | "changed" | "absent";
 
 /** An object's body and the version (ETag) it was read at. */
 export interface VersionedObject {
@@ -59,6 +63,24 @@ export async function deleteIfMatch(s3: S3Client, bucket: string, key: string, e
     try {
       await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, IfMatch: etag }));
       return "removed";
+    } catch (err) {
+      if (statusOf(err) === 412) return "changed";
+      if (statusOf(err) === 404 || err instanceof NoSuchKey) return "absent";
+      if (statusOf(err) === 409 && attempt < 5) {
+        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
+        continue;
+      }
+      throw err;
+    }
+  }
+}
+
+/** Replaces an object only if it is still version `etag` (`If-Match`); a 409 conflict is retried. */
+export async function putIfMatch(s3: S3Client, bucket: string, key: string, etag: string, body: string, contentType: string): Promise<ConditionalReplace> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      const res = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType, IfMatch: etag }));
+      return { etag: res.ETag ?? "" };
     } catch (err) {
       if (statusOf(err) === 412) return "changed";
       if (statusOf(err) === 404 || err instanceof NoSuchKey) return "absent";
