@@ -18,6 +18,14 @@ export class ServiceError extends Error {
     this.errorType = errorType;
     this.details = details;
   }
+
+  /**
+   * Response headers that belong to this answer (a 401's challenge, a 405's `Allow`, …), so the
+   * handler adds every error's headers the same way instead of special-casing classes.
+   */
+  get headers(): Readonly<Record<string, string>> {
+    return {};
+  }
 }
 
 /** 400: the request is not something the service can convert. */
@@ -36,18 +44,22 @@ export class AcsmUrlError extends ServiceError {
 
 /**
  * 401: the service runs in token mode (`function_url_auth = TOKEN`) and the request's token is
- * missing or wrong. RFC 7235 §3.1: a 401 carries a `WWW-Authenticate` challenge (the handler adds it).
+ * missing or wrong. RFC 7235 §3.1: a 401 carries a `WWW-Authenticate` challenge (its {@link headers}).
  */
 export class UnauthorizedError extends ServiceError {
   constructor(message: string) {
     super(401, "Unauthorized", message);
+  }
+
+  override get headers(): Readonly<Record<string, string>> {
+    return { "www-authenticate": 'Bearer realm="knock-lambda"' };
   }
 }
 
 /**
  * 405: only GET (health) and POST (convert) exist on `/`; the loan paths name their own methods.
  * `allow` lists the methods the path accepts: RFC 9110 §15.5.6 requires an `Allow` header on a 405
- * (the handler adds it).
+ * (its {@link headers}).
  */
 export class MethodNotAllowedError extends ServiceError {
   readonly allow: readonly string[];
@@ -62,6 +74,10 @@ export class MethodNotAllowedError extends ServiceError {
     );
     this.allow = allow;
   }
+
+  override get headers(): Readonly<Record<string, string>> {
+    return { allow: this.allow.join(", ") };
+  }
 }
 
 /** 413: the request body is larger than any ACSM file. */
@@ -73,6 +89,50 @@ export class PayloadTooLargeError extends ServiceError {
       `Request body is ${sizeBytes} bytes; the limit is ${limitBytes} bytes (ACSM files are a few KB).`,
       { limit_bytes: limitBytes },
     );
+  }
+}
+
+/**
+ * Content types a POST body is read as the raw ACSM file under: Adobe's registered type first, then
+ * the generic XML types and the one for "a file" (what HTTP tools send for an upload). Kept beside
+ * the error that names them, as {@link ROUTES} is.
+ */
+export const ACSM_CONTENT_TYPES: readonly string[] = ["application/vnd.adobe.adept+xml", "application/xml", "text/xml", "application/octet-stream"];
+/** The content type a POST body is read as JSON under. */
+export const JSON_CONTENT_TYPE = "application/json";
+
+/**
+ * 415: the body's Content-Type is none the service reads. Above all this refuses the three types a
+ * web page may send to another site without the browser asking it first (Fetch standard, "CORS-
+ * safelisted request-header": `application/x-www-form-urlencoded`, `multipart/form-data`,
+ * `text/plain`) — which is also what plain `curl --data-binary @book.acsm` sends, hence the hint.
+ * `Accept-Post` (W3C Linked Data Platform 1.0 §7.1) lists what would have been accepted.
+ */
+export class UnsupportedMediaTypeError extends ServiceError {
+  constructor(contentType: string) {
+    super(
+      415,
+      "UnsupportedMediaType",
+      `Content-Type ${contentType} is not accepted for a conversion. Send the ACSM file as ${ACSM_CONTENT_TYPES[0]} ` +
+        `(or ${ACSM_CONTENT_TYPES.slice(1).join(", ")}) — with curl: -H 'Content-Type: ${ACSM_CONTENT_TYPES[0]}' --data-binary @book.acsm — ` +
+        `or JSON {"acsm_content": "<xml…>"} or {"acsm_url": "https://…"} as ${JSON_CONTENT_TYPE}.`,
+      { content_type: contentType, accepted_content_types: [...ACSM_CONTENT_TYPES, JSON_CONTENT_TYPE] },
+    );
+  }
+
+  override get headers(): Readonly<Record<string, string>> {
+    return { "accept-post": [...ACSM_CONTENT_TYPES, JSON_CONTENT_TYPE].join(", ") };
+  }
+}
+
+/**
+ * 403: a browser sent this state-changing request from a page that is not the service's own
+ * (another site, another port, a sandboxed frame or file). Such a page may make the user's browser
+ * send requests but must not make the service act on them.
+ */
+export class CrossOriginRequestError extends ServiceError {
+  constructor(message: string, details: Record<string, unknown>) {
+    super(403, "CrossOriginRequest", message, details);
   }
 }
 

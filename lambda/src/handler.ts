@@ -7,6 +7,7 @@ import { loadConfig, type HandlerConfig } from "./config";
 import { createLogger, type LogSink, type Logger } from "./log";
 import { isFunctionUrlEvent, isPageRequest, MAX_BODY_BYTES, parseRequest, type AcsmSource } from "./request";
 import { requireToken } from "./access";
+import { refuseCrossOrigin } from "./cross-origin";
 import { PAGE_HEADERS, PAGE_HTML } from "./page";
 import { validateAcsm } from "./acsm";
 import { fetchAcsm, systemResolver, type Resolver } from "./fetch-acsm";
@@ -15,7 +16,7 @@ import { convertAcsm, downloadName, type ConvertedBook } from "./convert";
 import { s3OutputStore, type OutputStore } from "./output-store";
 import { Loans, runLoanTool } from "./loans";
 import { s3LoanStore, type LoanStore } from "./loan-store";
-import { ForbiddenDestinationError, MethodNotAllowedError, ServiceError, UnauthorizedError } from "./errors";
+import { ForbiddenDestinationError, ServiceError } from "./errors";
 import { runTool, toolEnvironment } from "./run-tool";
 import { proxyEnvironment, startEgressProxy, type EgressPolicy } from "./egress-proxy";
 
@@ -80,8 +81,14 @@ export function safetyMarginMs(remainingMs: number): number {
   return Math.min(30_000, Math.max(250, Math.round(remainingMs * 0.15)));
 }
 
+/**
+ * A JSON answer. Every one is `no-store`: they carry download links, loans, a private service's
+ * health or a caller's error, none of which a browser or proxy may keep (RFC 9111 §5.2.2.5: a cache
+ * must not store any part of the response; OWASP ASVS V8.2.1 asks this of sensitive data). The
+ * page's own fetches already ask for no-store; this covers every other client and any cache between.
+ */
 function json(statusCode: number, body: unknown): HandlerResult {
-  return { statusCode, headers: { "content-type": "application/json" }, body: JSON.stringify(body) };
+  return { statusCode, headers: { "content-type": "application/json", "cache-control": "no-store" }, body: JSON.stringify(body) };
 }
 
 /**
@@ -217,6 +224,13 @@ export function createHandler(deps: HandlerDeps): (event: unknown, context: Hand
       if (config.accessTokenSha256 !== undefined && isFunctionUrlEvent(event) && !isPageRequest(event)) {
         requireToken(event.headers, config.accessTokenSha256, log);
       }
+      // Then, still before the body is read: a state-changing request that a browser says another
+      // page sent is refused. After the token check, so that a caller without the token learns
+      // nothing else (in TOKEN mode a foreign page cannot send the token anyway: a request that
+      // carries Authorization needs a CORS preflight, and the page's token lives in its own origin).
+      if (isFunctionUrlEvent(event)) {
+        refuseCrossOrigin({ method: event.requestContext.http.method, headers: event.headers, domainName: event.requestContext.domainName });
+      }
       const request = parseRequest(event);
       if (request.kind === "page") return { statusCode: 200, headers: { ...PAGE_HEADERS }, body: PAGE_HTML };
       if (request.kind === "health") return await health(log, requestId, timeLeftMs);
@@ -280,10 +294,9 @@ export function createHandler(deps: HandlerDeps): (event: unknown, context: Hand
           request_id: requestId,
           ...redactDetails(err.details),
         });
-        // RFC 7235 §3.1: a 401 names the scheme that would be accepted.
-        if (err instanceof UnauthorizedError) answer.headers["www-authenticate"] = 'Bearer realm="knock-lambda"';
-        // RFC 9110 §15.5.6: a 405 lists the methods the path does accept.
-        if (err instanceof MethodNotAllowedError) answer.headers.allow = err.allow.join(", ");
+        // The error's own headers: a 401's challenge (RFC 7235 §3.1), a 405's Allow (RFC 9110
+        // §15.5.6), a 415's Accept-Post.
+        Object.assign(answer.headers, err.headers);
         return answer;
       }
       // Unexpected: details go to the log only; the caller gets a generic message.

@@ -1,4 +1,12 @@
-import { BadRequestError, MethodNotAllowedError, NotFoundError, PayloadTooLargeError } from "./errors";
+import {
+  ACSM_CONTENT_TYPES,
+  BadRequestError,
+  JSON_CONTENT_TYPE,
+  MethodNotAllowedError,
+  NotFoundError,
+  PayloadTooLargeError,
+  UnsupportedMediaTypeError,
+} from "./errors";
 
 /**
  * Largest request body accepted (decoded). ACSM files are a few KB of XML; anything this big is
@@ -20,7 +28,7 @@ export type ParsedRequest =
 
 /** The parts of a Function URL (payload 2.0) event the handler reads. */
 interface FunctionUrlEventLike {
-  requestContext: { http: { method: string } };
+  requestContext: { http: { method: string }; domainName?: string };
   rawPath?: string;
   body?: string | null;
   isBase64Encoded?: boolean;
@@ -54,7 +62,42 @@ export function parseRequest(event: unknown): ParsedRequest {
   if (body !== undefined && body !== null && typeof body !== "string") {
     throw new BadRequestError(`The event's body must be a string (the request body), not ${Array.isArray(body) ? "an array" : typeof body}.`);
   }
-  return parseBody(decodeBody(body ?? "", event.isBase64Encoded === true));
+  // The label is checked before the body is decoded: a refused body costs nothing.
+  const form = bodyForm(event.headers?.["content-type"]);
+  return parseBody(decodeBody(body ?? "", event.isBase64Encoded === true), form);
+}
+
+/**
+ * How a POST body may be read: only as the raw ACSM file, or as JSON with the ACSM file also
+ * recognised (by its leading `<`, which no JSON document has).
+ */
+export type BodyForm = "acsm-file" | "json-or-acsm-file";
+
+/**
+ * Reads a POST's Content-Type (RFC 9110 §8.3.1: type and subtype are case-insensitive, parameters
+ * such as `; charset=utf-8` do not change the type).
+ *
+ * - an ACSM or XML type ({@link ACSM_CONTENT_TYPES}): the body is the ACSM file and nothing else;
+ * - `application/json`, or no Content-Type at all (direct invocations' hand-made events, callers
+ *   from before this rule): JSON, or an ACSM file;
+ * - anything else: 415. That refuses above all the three types a page on another site may send
+ *   without a CORS preflight (`text/plain`, `application/x-www-form-urlencoded`,
+ *   `multipart/form-data`: Fetch standard, "CORS-safelisted request-header"), which every browser
+ *   form and `fetch(…, {mode: "no-cors"})` are limited to.
+ *
+ * JSON is what carries instructions (`acsm_url` makes the service fetch an address the sender
+ * chose), so it is read only when labelled as JSON or not labelled; the ACSM file itself is inert
+ * XML, checked strictly as an ADEPT token whatever its label. A browser can also send a body with no
+ * Content-Type (a Blob without a type); its Origin header still names the page that sent it, which
+ * the cross-origin check (cross-origin.ts) refuses before the body is read.
+ */
+export function bodyForm(contentType: string | undefined): BodyForm {
+  if (contentType === undefined || contentType.trim() === "") return "json-or-acsm-file";
+  const essence = contentType.split(";")[0].trim().toLowerCase();
+  if (ACSM_CONTENT_TYPES.includes(essence)) return "acsm-file";
+  if (essence === JSON_CONTENT_TYPE) return "json-or-acsm-file";
+  const shown = contentType.trim();
+  throw new UnsupportedMediaTypeError(shown.length > 200 ? `${shown.slice(0, 200)}…` : shown);
 }
 
 /**
@@ -102,13 +145,21 @@ export function decodeBody(body: string, isBase64Encoded: boolean): string {
   return bytes.toString("utf8");
 }
 
-/** A POST body is either JSON (`{...}`) or the raw ACSM XML. */
-export function parseBody(body: string): ParsedRequest {
+/** A POST body is either JSON (`{...}`) or the raw ACSM XML; `form` says which its Content-Type allows. */
+export function parseBody(body: string, form: BodyForm = "json-or-acsm-file"): ParsedRequest {
   const text = body.replace(/^\uFEFF/, "").trim();
   if (text === "") {
     throw new BadRequestError('Empty request body: POST the ACSM file, or JSON {"acsm_content": "..."} or {"acsm_url": "https://..."}.');
   }
   if (text.startsWith("<")) {
+    return { kind: "convert", source: { kind: "content", content: text }, filename: undefined };
+  }
+  if (form === "acsm-file") {
+    // Anything else goes to the token check, which says what an ACSM file looks like; JSON sent
+    // under a file's label gets the one hint it needs.
+    if (text.startsWith("{") || text.startsWith("[")) {
+      throw new BadRequestError(`The body is JSON, but its Content-Type says it is the ACSM file: send JSON with Content-Type: ${JSON_CONTENT_TYPE}.`);
+    }
     return { kind: "convert", source: { kind: "content", content: text }, filename: undefined };
   }
   let parsed: unknown;
