@@ -3,6 +3,7 @@ import { networkInterfaces } from "node:os";
 import { Command, InvalidArgumentError } from "commander";
 import { accessLink, terminalQr } from "../lib/access-link";
 import { CliError } from "../lib/failures";
+import { parseAllowedHost, parsePublicUrl } from "../serve/host-check";
 import { hasTools, startLocalService, TOOLS_HINT } from "../serve/local-service";
 
 /** Addresses that reach only this machine; anything else needs `--host` and an access token. */
@@ -26,6 +27,23 @@ function integer(name: string, min: number, max: number) {
   };
 }
 
+/** `--allowed-host`: each use adds one name, checked as it is parsed (a bad one is a usage error). */
+function allowedHost(value: string, previous: string[] | undefined): string[] {
+  try {
+    return [...(previous ?? []), parseAllowedHost(value)];
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
+function publicUrl(value: string): string {
+  try {
+    return parsePublicUrl(value);
+  } catch (err) {
+    throw new InvalidArgumentError((err as Error).message);
+  }
+}
+
 /** `knock serve`: the whole service on this machine, no AWS. */
 export function serveCommand(): Command {
   return new Command("serve")
@@ -37,11 +55,22 @@ export function serveCommand(): Command {
     .option("--tools <dir>", "folder with libgourou's adept_activate, acsmdownloader, adept_remove, adept_loan_mgt (default: $LIBGOUROU_BIN_DIR)")
     .option("--timeout <seconds>", "the function's time budget per request, as lambda_timeout", integer("--timeout", 1, 900), 900)
     .option("--link-expiry <seconds>", "lifetime of download links, as download_url_expiry_seconds", integer("--link-expiry", 1, 604800), 3600)
+    .option(
+      "--allowed-host <name>",
+      "also answer requests whose Host is NAME or NAME:PORT (repeatable); every other name is refused, so a web page on a name pointed at this machine cannot use it",
+      allowedHost,
+    )
+    .option(
+      "--public-url <url>",
+      "the address the service is reached at when a proxy sits in front (http:// or https://, no query): download links start with it, and its host is accepted",
+      publicUrl,
+    )
     .addHelpText(
       "after",
-      "\nExample:\n  $ npx knock serve --tools ~/libgourou/bin\n  $ npx knock convert --url http://127.0.0.1:9000 book.acsm\n",
+      "\nExamples:\n  $ npx knock serve --tools ~/libgourou/bin\n  $ npx knock convert --url http://127.0.0.1:9000 book.acsm\n" +
+        "  $ npx knock serve --tools ~/libgourou/bin --allowed-host knock.lan --public-url https://knock.lan\n",
     )
-    .action(async (opts: { port: number; host: string; data: string; tools?: string; token?: string; timeout: number; linkExpiry: number }) => {
+    .action(async (opts: { port: number; host: string; data: string; tools?: string; token?: string; timeout: number; linkExpiry: number; allowedHost?: string[]; publicUrl?: string }) => {
       const toolsDir = opts.tools ?? (process.env.LIBGOUROU_BIN_DIR?.trim() || undefined);
       const exposed = !LOOPBACK.has(opts.host);
       // Beyond loopback the service asks for a token, as a TOKEN deployment does: 256 random bits
@@ -57,6 +86,8 @@ export function serveCommand(): Command {
           timeoutSeconds: opts.timeout,
           downloadUrlExpirySeconds: opts.linkExpiry,
           accessToken: token,
+          allowedHosts: opts.allowedHost,
+          publicUrl: opts.publicUrl,
         });
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
@@ -72,9 +103,13 @@ export function serveCommand(): Command {
         process.stderr.write(`knock serve: tools from ${service.toolsDir}\n`);
       }
       process.stderr.write(`knock serve: listening on ${service.url} (Ctrl-C stops)\n`);
+      if (opts.allowedHost) process.stderr.write(`knock serve: also answers for Host ${opts.allowedHost.join(", ")}\n`);
+      if (service.publicUrl) process.stderr.write(`knock serve: download links start with ${service.publicUrl}\n`);
       if (exposed && token) {
         const port = new URL(service.url).port;
-        const links = reachableHosts(opts.host).map((h) => accessLink(`http://${h.includes(":") ? `[${h}]` : h}:${port}/`, token));
+        const links = service.publicUrl
+          ? [accessLink(`${service.publicUrl}/`, token)]
+          : reachableHosts(opts.host).map((h) => accessLink(`http://${h.includes(":") ? `[${h}]` : h}:${port}/`, token));
         process.stderr.write(
           `knock serve: every request but the page needs the access token${opts.token ? " given with --token" : ""}. ` +
             "Anyone on this network who gets the link can convert books with your Adobe device; traffic is plain HTTP.\n" +

@@ -2,6 +2,7 @@ import { AsyncLocalStorage } from "node:async_hooks";
 import { randomBytes, randomUUID } from "node:crypto";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { MAX_REQUEST_BYTES, toFunctionUrlEvent, toHttpAnswer, type FunctionUrlEvent, type HttpAnswer } from "./function-url-event";
+import { hostLiteral } from "./host-check";
 
 /** The parts of Lambda's context object a handler may read (Lambda Developer Guide, "Lambda context object in Node.js"). */
 export interface LocalLambdaContext {
@@ -24,6 +25,12 @@ export interface FunctionUrlServerOptions {
   readonly handler: LambdaHandler;
   /** The function's timeout: the context's remaining time counts down from it. @default 900 000 */
   readonly timeoutMs?: number;
+  /**
+   * Runs first, before the routes and before the body is read: a refusal it returns is the answer,
+   * a JSON error in the handler's shape (`error`, `error_type`, `request_id`, more fields from
+   * `details`). @default every request admitted
+   */
+  readonly admit?: (req: IncomingMessage) => Refusal | undefined;
   /** Routes answered before the function (the local download links). */
   readonly routes?: ReadonlyArray<{ prefix: string; serve(req: IncomingMessage, res: ServerResponse): Promise<void> }>;
   /** Rewrites the function's answer before it is sent (the local hint for missing tools). */
@@ -32,9 +39,21 @@ export interface FunctionUrlServerOptions {
   readonly log?: (line: string) => void;
 }
 
+/** A request {@link FunctionUrlServerOptions.admit} turned away. */
+export interface Refusal {
+  readonly statusCode: number;
+  readonly errorType: string;
+  readonly message: string;
+  readonly details?: Readonly<Record<string, unknown>>;
+}
+
 const origins = new AsyncLocalStorage<string>();
 
-/** The origin (`http://host:port`) the current request was sent to, as its Host header names it. */
+/**
+ * The origin (`http://address:port`) of the address the current request's connection arrived at:
+ * the socket's own end, which the client cannot choose — unlike the Host header, which a page on a
+ * rebound name or any HTTP client sets to what it likes.
+ */
 export function currentOrigin(): string | undefined {
   return origins.getStore();
 }
@@ -65,14 +84,26 @@ export function createFunctionUrlServer(options: FunctionUrlServerOptions): Serv
   const timeoutMs = options.timeoutMs ?? 900_000;
   const log = options.log ?? ((line: string) => process.stderr.write(line + "\n"));
 
-  return createServer((req, res) => {
+  // Node answers an HTTP/1.1 request without Host with a bare 400 by itself; with an admit check,
+  // that check answers it instead (host-check.ts does, with the same 400 as JSON).
+  return createServer({ requireHostHeader: options.admit === undefined }, (req, res) => {
     const started = Date.now();
     const requestId = randomUUID();
     const path = (req.url ?? "/").split("?")[0];
     res.on("finish", () => {
       log(`${new Date().toISOString()} ${req.method} ${path} ${res.statusCode} ${Date.now() - started}ms request_id=${requestId}`);
     });
-    const origin = `http://${req.headers.host ?? "localhost"}`;
+    const refusal = options.admit?.(req);
+    if (refusal) {
+      log(JSON.stringify({ time: new Date().toISOString(), level: "WARN", message: "request refused", error_type: refusal.errorType, ...refusal.details, request_id: requestId }));
+      const body = Buffer.from(JSON.stringify({ error: refusal.message, error_type: refusal.errorType, ...refusal.details, request_id: requestId }));
+      // The body is not read: close the connection rather than parse what follows it as a request.
+      res.setHeader("connection", "close");
+      send(res, { statusCode: refusal.statusCode, headers: { "content-type": "application/json", "cache-control": "no-store" }, body }, requestId);
+      req.resume();
+      return;
+    }
+    const origin = `http://${hostLiteral(req.socket.localAddress ?? "127.0.0.1")}:${req.socket.localPort ?? 0}`;
 
     const route = options.routes?.find((r) => path.startsWith(r.prefix));
     if (route) {

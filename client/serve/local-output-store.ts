@@ -4,6 +4,7 @@ import { copyFile, link, mkdir, readdir, readFile, rename, rm, rmdir, stat, unli
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { dirname, join, resolve, sep } from "node:path";
 import { contentDisposition, type OutputStore } from "../../lambda/src/output-store";
+import { ifRangeHolds, resolveRange } from "./byte-range";
 
 /** Path prefix under which `knock serve` answers its own download links. */
 export const DOWNLOAD_PREFIX = "/_downloads/";
@@ -105,8 +106,9 @@ function objectPath(booksDir: string, key: string): string {
  * presigned GET URLs (Amazon S3 User Guide, "Sharing objects with presigned URLs"): a link works
  * without credentials until it expires, then answers 403 AccessDenied "Request has expired"; the
  * `response-content-disposition`/`response-content-type` it was made with are part of what is
- * signed and come back as the download's headers. Objects are written to a temporary file and
- * renamed, so a crash never leaves half a book under its key.
+ * signed and come back as the download's headers. A single byte range is answered with 206 and an
+ * unsatisfiable one with 416, as S3 does (see byte-range.ts). Objects are written to a temporary
+ * file and renamed, so a crash never leaves half a book under its key.
  */
 export function localOutputStore(options: LocalOutputStoreOptions): OutputStore & {
   serveDownload(req: IncomingMessage, res: ServerResponse): Promise<void>;
@@ -181,28 +183,51 @@ export function localOutputStore(options: LocalOutputStoreOptions): OutputStore 
       let path: string;
       let size: number;
       let modified: Date;
+      let etag: string;
       try {
         path = objectPath(booksDir, key);
         const info = await stat(path);
         if (!info.isFile()) throw Object.assign(new Error("not a file"), { code: "ENOENT" });
         size = info.size;
         modified = info.mtime;
+        // A strong validator for If-Range: a key's file is written once, by a rename, so its inode,
+        // size and change time name its bytes.
+        etag = `"${info.ino.toString(16)}-${size.toString(16)}-${Math.round(info.mtimeMs * 1000).toString(16)}"`;
       } catch {
         return fail(404, "NoSuchKey", "The specified key does not exist.", `<Key>${key.replace(/[<&>]/g, "_")}</Key>`);
       }
-      res.writeHead(200, {
+      const lastModified = modified.toUTCString();
+      const rangeHeader = typeof req.headers.range === "string" ? req.headers.range : undefined;
+      const ifRange = typeof req.headers["if-range"] === "string" ? req.headers["if-range"] : undefined;
+      // HEAD takes a Range too: S3's HeadObject answers it as GetObject would, without the body.
+      const range = ifRangeHolds(ifRange, { etag, lastModified }) ? resolveRange(rangeHeader, size) : ({ kind: "whole" } as const);
+      if (range.kind === "unsatisfiable") {
+        const body =
+          `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>InvalidRange</Code><Message>The requested range is not satisfiable</Message>` +
+          `<RangeRequested>${(rangeHeader ?? "").replace(/[<&>]/g, "_")}</RangeRequested><ActualObjectSize>${size}</ActualObjectSize></Error>`;
+        res.writeHead(416, { "content-type": "application/xml", "content-range": `bytes */${size}`, "content-length": Buffer.byteLength(body) });
+        res.end(req.method === "HEAD" ? undefined : body);
+        return;
+      }
+      const headers: Record<string, string | number> = {
         "content-type": claims.contentType || "application/octet-stream",
         "content-disposition": claims.disposition,
         "content-length": size,
-        "last-modified": modified.toUTCString(),
+        "last-modified": lastModified,
+        etag,
         "accept-ranges": "bytes",
-      });
+      };
+      if (range.kind === "partial") {
+        headers["content-length"] = range.end - range.start + 1;
+        headers["content-range"] = `bytes ${range.start}-${range.end}/${size}`;
+      }
+      res.writeHead(range.kind === "partial" ? 206 : 200, headers);
       if (req.method === "HEAD") {
         res.end();
         return;
       }
       await new Promise<void>((done) => {
-        const stream = createReadStream(path);
+        const stream = range.kind === "partial" ? createReadStream(path, { start: range.start, end: range.end }) : createReadStream(path);
         stream.on("error", () => {
           res.destroy();
           done();

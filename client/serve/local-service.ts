@@ -6,6 +6,7 @@ import { createHandler, type HandlerDeps } from "../../lambda/src/handler";
 import { tokenSha256 } from "../../lambda/src/access";
 import type { HandlerConfig } from "../../lambda/src/config";
 import { createFunctionUrlServer, currentOrigin } from "./function-url-server";
+import { hostAllowList, hostLiteral, parseAllowedHost, parsePublicUrl } from "./host-check";
 import type { HttpAnswer } from "./function-url-event";
 import { localDeviceStore, lockDataFolder } from "./local-device-store";
 import { localLoanStore } from "./local-loan-store";
@@ -27,6 +28,18 @@ export interface LocalServiceOptions {
   readonly port?: number;
   /** Where the device, the books and the link secret live. @default ".knock" */
   readonly dataDir?: string;
+  /**
+   * More names the Host header may carry besides the server's own addresses (`--allowed-host`):
+   * `name` or `name:port`. @default none: 127.0.0.1, localhost and [::1] on loopback; the
+   * addresses the server listens on beyond it
+   */
+  readonly allowedHosts?: readonly string[];
+  /**
+   * The address the service is reached at when something sits in front of it (`--public-url`): the
+   * base of the download links, and its host is accepted. @default the address a request's
+   * connection arrived at (`http://127.0.0.1:9000`), never the request's Host header
+   */
+  readonly publicUrl?: string;
   /** Folder with the libgourou tools; undefined starts without them (health then answers 500). */
   readonly toolsDir?: string;
   /** The function's timeout in seconds. @default 900 */
@@ -51,6 +64,8 @@ export interface LocalServiceOptions {
 export interface LocalService {
   /** `http://127.0.0.1:9000` */
   readonly url: string;
+  /** The base of the download links when `publicUrl` was given, normalised. */
+  readonly publicUrl: string | undefined;
   readonly dataDir: string;
   readonly toolsDir: string | undefined;
   close(): Promise<void>;
@@ -74,16 +89,26 @@ export function withToolsHint(answer: HttpAnswer): HttpAnswer {
   return { ...answer, body: Buffer.from(JSON.stringify({ ...body, error: `${body.error} ${TOOLS_HINT}` })) };
 }
 
-function urlHost(host: string): string {
-  return host.includes(":") ? `[${host}]` : host;
-}
-
 /**
  * Runs the real handler (lambda/src/handler.ts, the code the cloud runs) behind a local Function
  * URL, with the device and the books on the local disk and download links served by this server.
  */
 export async function startLocalService(options: LocalServiceOptions = {}): Promise<LocalService> {
   const host = options.host ?? "127.0.0.1";
+  // Checked before anything starts, so a bad value fails with its option's name, not at a request.
+  const allowedHosts = (options.allowedHosts ?? []).map((h) => {
+    try {
+      return parseAllowedHost(h);
+    } catch (err) {
+      throw new TypeError(`allowedHosts: ${(err as Error).message}`);
+    }
+  });
+  let publicUrl: string | undefined;
+  try {
+    publicUrl = options.publicUrl === undefined ? undefined : parsePublicUrl(options.publicUrl);
+  } catch (err) {
+    throw new TypeError(`publicUrl: ${(err as Error).message}`);
+  }
   const dataDir = resolve(options.dataDir ?? ".knock");
   const log = options.log ?? ((line: string) => process.stderr.write(line + "\n"));
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -104,7 +129,9 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
   const outputStore = localOutputStore({
     dataDir,
     secret: await downloadSecret(dataDir),
-    origin: () => currentOrigin() ?? listening,
+    // Links name the server's own address (or the public URL), never the request's Host: a Host
+    // the client chose would send the phone elsewhere, and HTTP/1.0 may have none.
+    origin: () => publicUrl ?? currentOrigin() ?? listening,
     now: options.now,
   });
   const config: HandlerConfig = {
@@ -128,9 +155,21 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
     logSink: log,
     now: options.now,
   });
+  // Every request first names one of this server's own hosts (DNS rebinding: see host-check.ts).
+  const checkHost = hostAllowList({ bindHost: host, allowedHosts, publicUrl });
   const server = createFunctionUrlServer({
     handler: (event, context) => handle(event, context),
     timeoutMs: (options.timeoutSeconds ?? 900) * 1000,
+    admit: (req) => {
+      const refusal = checkHost({
+        httpVersion: req.httpVersion,
+        url: req.url ?? "/",
+        rawHeaders: req.rawHeaders,
+        localAddress: req.socket.localAddress ?? host,
+        localPort: req.socket.localPort ?? 0,
+      });
+      return refusal && { statusCode: refusal.statusCode, errorType: refusal.errorType, message: refusal.message, details: { refused_host: refusal.refusedHost } };
+    },
     routes: [{ prefix: DOWNLOAD_PREFIX, serve: (req, res) => outputStore.serveDownload(req, res) }],
     adjust: withToolsHint,
     log,
@@ -149,9 +188,10 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
     throw err;
   }
   const { port } = server.address() as AddressInfo;
-  listening = `http://${urlHost(host)}:${port}`;
+  listening = `http://${hostLiteral(host)}:${port}`;
   return {
     url: listening,
+    publicUrl,
     dataDir,
     toolsDir,
     close: async () => {
