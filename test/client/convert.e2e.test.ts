@@ -163,7 +163,7 @@ describe("knock convert against knock serve", () => {
     const run = await knock(["health", "--url", service.url]);
     expect(run.code).toBe(0);
     expect(run.stdout).toContain("status: ok");
-    expect(run.stdout).toContain("converter: Current libgourou version : 0.8.7");
+    expect(run.stdout).toContain("converter: Current libgourou version : 0.8.9");
     expect(run.stdout).toContain("download links valid for: 3600 s");
   });
 

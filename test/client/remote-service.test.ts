@@ -104,7 +104,7 @@ beforeAll(async () => {
     if (!r.headers.authorization || String(r.headers.authorization) !== (await expectedAuthorization(r))) {
       return reply(403, { message: "The request signature we calculated does not match the signature you provided." }, { "x-amzn-errortype": "InvalidSignatureException" });
     }
-    if (req.method === "GET") return reply(200, { status: "ok", converter: { acsmdownloader: "Current libgourou version : 0.8.7" }, limits: {} });
+    if (req.method === "GET") return reply(200, { status: "ok", converter: { acsmdownloader: "Current libgourou version : 0.8.9" }, limits: {} });
     reply(200, {
       message: "ok",
       files_count: 1,

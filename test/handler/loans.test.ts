@@ -408,6 +408,6 @@ describe("routes", () => {
   it("lists adept_loan_mgt in the health answer", async () => {
     const res = await coldContainer().handle(urlEvent("GET"), fakeContext());
     expect(res.statusCode).toBe(200);
-    expect(body(res).converter).toEqual({ acsmdownloader: "Current libgourou version : 0.8.7", adept_loan_mgt: "Current libgourou version : 0.8.7" });
+    expect(body(res).converter).toEqual({ acsmdownloader: "Current libgourou version : 0.8.9", adept_loan_mgt: "Current libgourou version : 0.8.9" });
   });
 });
