@@ -6,13 +6,13 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createS3Client } from "../../lambda/src/handler";
+import { createHandler, createS3Client } from "../../lambda/src/handler";
 import { loadConfig } from "../../lambda/src/config";
 import { DEVICE_FILES, DEVICE_OBJECT_KEY, DeviceManager, deviceBackupKey, encodeDevice, s3DeviceStore, type DeviceFiles, type DeviceStore } from "../../lambda/src/device";
 import { ACTIVATION_SERVER, LEGACY_ACTIVATION_SERVER, upgradeActivationServer } from "../../lambda/src/device-upgrade";
 import type { Logger } from "../../lambda/src/log";
 import { putIfAbsent, readObject } from "../../lambda/src/s3-conditional";
-import { DEVICE_BUCKET, TOOLS_DIR, handlerEnv, startLocalS3, type LocalS3 } from "./harness";
+import { DEVICE_BUCKET, TOOLS_DIR, fakeContext, handlerEnv, makeAcsm, standinEnv, startFakeDistributor, startLocalS3, testEgress, urlEvent, type LocalS3 } from "./harness";
 
 let s3: LocalS3;
 let client: ReturnType<typeof createS3Client>;
@@ -173,5 +173,32 @@ describe("a stored device activated by libgourou 0.8.7", () => {
     expect(activationOf(dir)).toContain(ACTIVATION_SERVER);
     expect(await storedDocument()).toBe(oldDocument);
     expect(warnings).toContain("could not store the moved device; using it in this container only");
+  }, 120_000);
+});
+
+describe("converting with a stored device activated by libgourou 0.8.7", () => {
+  it("reaches Adobe's activation server over https once the device is moved (0.8.9's tools use the stored URL)", async () => {
+    // Prepare: the old device in the bucket, the handler's egress proxy in front of a fake distributor.
+    await storeDocument(encodeDevice(await activatedBy087(), new Date("2025-06-01T00:00:00Z")));
+    const distributor = await startFakeDistributor();
+    const lines: string[] = [];
+    try {
+      const handle = createHandler({
+        config: loadConfig(), tmpRoot: tempDir("knock-container-"), egress: testEgress(distributor),
+        toolEnv: standinEnv, logSink: (line) => lines.push(line),
+      });
+
+      // Act
+      const res = (await handle(urlEvent("POST", JSON.stringify({ acsm_content: makeAcsm({ title: "Old Device Book" }) })), fakeContext())) as { statusCode: number; body: string };
+
+      // Assess: converted, and every connection to Adobe's server went to 443 (https), none to 80.
+      expect(res.statusCode, res.body).toBe(200);
+      const toAdobe = lines.map((l) => JSON.parse(l) as { message?: string; host?: string; port?: number })
+        .filter((l) => l.message === "egress" && l.host === "adeactivate.adobe.com");
+      expect(toAdobe.length).toBeGreaterThan(0);
+      expect(toAdobe.map((l) => l.port)).toEqual(toAdobe.map(() => 443));
+    } finally {
+      await distributor.close();
+    }
   }, 120_000);
 });

@@ -300,6 +300,13 @@ describe("lambda/Dockerfile", () => {
     expect(sourceArgProblems(mutate(dockerfile, '"$UPDFPARSER_REF"', "master"))).not.toEqual([]);
   });
 
+  it("pins the release the libgourou stand-in models, so the handler's tests run against the tools the image ships", () => {
+    const standin = readFileSync(join(lambdaDir, "..", "test", "fixtures", "libgourou", "libgourou-standin"), "utf8");
+    const modelled = /^const VERSION = "([^"]+)";$/m.exec(standin)?.[1];
+    expect(modelled).toBeDefined();
+    expect(argDefaults(dockerfile).get("LIBGOUROU_VERSION")).toBe(modelled);
+  });
+
   it("never ADDs a remote URL", () => {
     expect(remoteAddProblems(dockerfile)).toEqual([]);
     expect(remoteAddProblems(mutate(dockerfile, "WORKDIR /src", "WORKDIR /src\nADD https://example.com/libgourou.tar.gz /src/"))).toHaveLength(1);
