@@ -1,7 +1,9 @@
 // The image cannot be built in the test suite (no Docker here, no network), so these tests hold the
 // Dockerfile to the properties that matter when CodeBuild builds it and Lambda runs it. Every rule
 // is also run against a copy of the Dockerfile broken on purpose, to show that the rule can fail.
-import { readFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { validate } from "dockerfile-utils";
 import { DockerfileParser, type Env, type Instruction } from "dockerfile-ast";
@@ -390,6 +392,83 @@ describe("lambda/.dockerignore", () => {
     expect(sources).toEqual(expect.arrayContaining(["package.json", "package-lock.json", "src", "runtime/package-lock.json", "lambda-entrypoint.sh"]));
     for (const source of sources) {
       expect(ignored.filter((pattern) => pattern === source || pattern === source.split("/")[0])).toEqual([]);
+    }
+  });
+});
+
+// The tools stage's source step, run as Docker runs a shell-form RUN (`/bin/sh -c`) against local git
+// repositories standing in for the forge: its failures must name what failed and the setting to change.
+describe("the tools stage's source step", () => {
+  const step = runsOf(stagesOf(dockerfile).find((s) => s.name === "tools")!).find((r) => r.includes("git clone"))!;
+  const git = (cwd: string, ...args: string[]) => {
+    const r = spawnSync("git", args, { cwd, encoding: "utf8", env: { ...process.env, GIT_AUTHOR_NAME: "t", GIT_AUTHOR_EMAIL: "t@localhost", GIT_COMMITTER_NAME: "t", GIT_COMMITTER_EMAIL: "t@localhost" } });
+    if (r.status !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
+    return r.stdout.trim();
+  };
+  /** A repository with one commit holding `files`, tagged `tag`; its commit id. */
+  const repo = (dir: string, files: Record<string, string>, tag?: string): string => {
+    mkdirSync(dir, { recursive: true });
+    git(dir, "init", "-q");
+    for (const [name, text] of Object.entries(files)) {
+      mkdirSync(join(dir, name, ".."), { recursive: true });
+      writeFileSync(join(dir, name), text);
+    }
+    git(dir, "add", "-A");
+    git(dir, "commit", "-q", "-m", "sources");
+    if (tag) git(dir, "tag", tag);
+    return git(dir, "rev-parse", "HEAD");
+  };
+  const run = (work: string, args: Record<string, string>) =>
+    spawnSync("/bin/sh", ["-c", step], { cwd: work, encoding: "utf8", env: { PATH: process.env.PATH ?? "", HOME: work, ...args } });
+
+  function sources() {
+    const root = mkdtempSync(join(tmpdir(), "knock-sources-"));
+    const libgourou = join(root, "libgourou.git");
+    const commit = repo(libgourou, { "include/libgourou.h": '#define LIBGOUROU_VERSION "0.8.9"\n' }, "v0.8.9");
+    const updfparser = join(root, "uPDFParser.git");
+    const updfCommit = repo(updfparser, { "Makefile": "all:\n" });
+    const work = join(root, "src");
+    mkdirSync(work);
+    const args = { LIBGOUROU_REPO: libgourou, LIBGOUROU_REF: "v0.8.9", LIBGOUROU_COMMIT: commit.slice(0, 7), LIBGOUROU_VERSION: "0.8.9", UPDFPARSER_REPO: updfparser, UPDFPARSER_REF: updfCommit };
+    return { root, work, args, commit };
+  }
+
+  it("checks out the pinned release from the repositories it is given, and prints the full commit id", () => {
+    const { root, work, args, commit } = sources();
+    try {
+      const r = run(work, args);
+      expect(r.stderr).toBe("");
+      expect(r.status).toBe(0);
+      expect(r.stdout).toContain(`libgourou v0.8.9 is commit ${commit}`);
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("names the URL, the build argument and the stack setting when a repository cannot be cloned", () => {
+    const { root, work, args } = sources();
+    try {
+      const missing = join(root, "forge-is-down.git");
+      const r = run(work, { ...args, LIBGOUROU_REPO: missing });
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toContain(`error: could not clone libgourou from ${missing} (build argument LIBGOUROU_REPO). If that server is down, point the stack at a mirror: pulumi config set libgourou_repository <git URL>`);
+      const r2 = run(mkdtempSync(join(root, "again-")), { ...args, UPDFPARSER_REPO: missing });
+      expect(r2.status).not.toBe(0);
+      expect(r2.stderr).toContain("pulumi config set updfparser_repository <git URL>");
+    } finally {
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+
+  it("fails when the tag is not the pinned commit (a moved tag, or a mirror that differs)", () => {
+    const { root, work, args, commit } = sources();
+    try {
+      const r = run(work, { ...args, LIBGOUROU_COMMIT: "324c566" });
+      expect(r.status).not.toBe(0);
+      expect(r.stderr).toContain(`error: libgourou's v0.8.9 is commit ${commit}, not the pinned 324c566`);
+      expect(run(mkdtempSync(join(root, "again-")), { ...args, LIBGOUROU_COMMIT: "abc" }).stderr).toContain("is not a commit id (at least 7 hex digits)");
+    } finally {
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });
