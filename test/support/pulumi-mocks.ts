@@ -1,4 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
+// Internal to @pulumi/pulumi (marked @internal, but exported by the module): see settled().
+import * as pulumiSettingsModule from "@pulumi/pulumi/runtime/settings";
+
+const pulumiSettings = pulumiSettingsModule as unknown as { waitForRPCs(): Promise<void> };
 import { applyProjectConfig, repoProject, repoStackConfig } from "./pulumi-cli-config";
 
 /** A resource the program registered, as the engine would have seen it. */
@@ -111,14 +115,21 @@ export function valueOf<T>(output: pulumi.Output<T>): Promise<T> {
   return new Promise((resolve) => output.apply((v) => { resolve(v); return v; }));
 }
 
-/** Waits until the program stops registering resources (registrations resolve asynchronously). */
+/**
+ * Waits until every resource the program has started to register is registered. @pulumi/pulumi keeps
+ * one promise chain of outstanding RPCs (runtime/settings.ts: every registration takes an
+ * `rpcKeepAlive()` when its constructor runs and releases it once the monitor — here the mocks —
+ * answered); `waitForRPCs()` is what `disconnect()` itself awaits before the program exits, so it
+ * resolves only when that chain is drained, however slow the machine. A registration that waits on an
+ * unresolved input (the build-context archive, the runner's digest) holds the chain open until then.
+ * No fixed sleeps: a quiet interval proves nothing on a loaded machine.
+ */
 export async function settled(resources: readonly RecordedResource[]): Promise<void> {
-  let last = -1;
-  let stableRounds = 0;
-  while (stableRounds < 5) {
-    await new Promise((r) => setTimeout(r, 20));
-    if (resources.length === last) stableRounds++;
-    else { stableRounds = 0; last = resources.length; }
+  for (let seen = -1; seen !== resources.length; ) {
+    seen = resources.length;
+    await pulumiSettings.waitForRPCs();
+    // A resource registered from an apply callback would only start now; drain again until none did.
+    await new Promise((r) => setImmediate(r));
   }
 }
 
