@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DockerfileParser } from "dockerfile-ast";
 import { describe, expect, it } from "vitest";
-import { createBuildspec, type Buildspec } from "../../infra/buildspec";
+import { BUILDKIT_FALLBACK_IMAGE, BUILDKIT_IMAGE, createBuildspec, type Buildspec } from "../../infra/buildspec";
 
 const DOCKERFILE = readFileSync(join(__dirname, "..", "..", "lambda", "Dockerfile"), "utf8");
 
@@ -70,30 +70,54 @@ function buildspecImageReferences(spec: Buildspec): { ref: string; where: string
   const repositoryUri = "123456789012.dkr.ecr.us-east-2.amazonaws.com/knock-lambda-dev";
   const refs: { ref: string; where: string }[] = [];
   const commands = [...spec.phases.pre_build.commands, ...spec.phases.build.commands];
+  // CodeBuild exports the buildspec's env.variables to every command; the project adds ECR_REPOSITORY_URI.
+  const known = new Map<string, string[]>([...Object.entries(spec.env.variables).map(([k, v]) => [k, [v]] as [string, string[]]), ["ECR_REPOSITORY_URI", [repositoryUri]]]);
+  const expand = (text: string, vars: ReadonlyMap<string, string[]>): string[] => {
+    const match = /\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?/.exec(text);
+    if (!match || !vars.has(match[1])) return [text];
+    return vars.get(match[1])!.flatMap((value) => expand(text.replace(match[0], value), vars));
+  };
   for (const command of commands) {
-    const argv = words(command.replace(/\$\{?ECR_REPOSITORY_URI\}?/g, repositoryUri));
+    // A shell variable assigned in the command (e.g. the BuildKit image chosen between a pin and a
+    // fallback) may hold any of the values assigned to it: each one is a reference.
+    const vars = new Map(known);
+    for (const [, name, value] of command.matchAll(/(?:^|[\s;])([A-Za-z_][A-Za-z0-9_]*)="?([^";\s]+)"?/g)) {
+      vars.set(name, [...(vars.get(name) === known.get(name) ? [] : vars.get(name) ?? []), ...expand(value, known)]);
+    }
     const where = `buildspec: ${command.slice(0, 60)}`;
-    const docker = argv.indexOf("docker");
-    if (docker < 0) continue;
-    const [sub, subsub] = argv.slice(docker + 1);
-    if (sub === "buildx" && subsub === "create") {
-      const driver = optionValues(argv, "--driver")[0] ?? "docker-container";
-      const images = optionValues(argv, "--driver-opt")
-        .flatMap((opts) => opts.split(","))
-        .filter((opt) => opt.startsWith("image="))
-        .map((opt) => opt.slice("image=".length));
-      if (images.length === 0 && driver === "docker-container") refs.push({ ref: BUILDX_DEFAULT_BUILDKIT_IMAGE, where: `${where} (buildx default)` });
-      for (const ref of images) refs.push({ ref, where });
+    // Every simple command of the line: `if`/`then`/`else` lists, `;`, `&&` and `||` separate them.
+    for (const simple of command.split(/;|&&|\|\||\|/).map((part) => part.trim().replace(/^(if|then|else|fi|do|done)\s+/, ""))) {
+      // One argument list per combination of the values the variables may hold.
+      const variants = words(simple).reduce<string[][]>((lists, word) => lists.flatMap((list) => expand(word, vars).map((value) => [...list, value])), [[]]);
+      for (const argv of variants) refs.push(...dockerReferences(argv, where));
     }
-    if (sub === "pull" || sub === "run") {
-      // The first word after the subcommand's options is the image (options here take no separate value).
-      const image = argv.slice(docker + 2).find((w) => !w.startsWith("-"));
-      if (image) refs.push({ ref: image, where });
-    }
-    for (const cache of optionValues(argv, "--cache-from")) {
-      const ref = cache.split(",").find((part) => part.startsWith("ref="));
-      if (ref) refs.push({ ref: ref.slice("ref=".length), where });
-    }
+  }
+  return refs.filter((r, i) => refs.findIndex((o) => o.ref === r.ref && o.where === r.where) === i);
+}
+
+/** The image references one `docker …` argument list pulls. */
+function dockerReferences(argv: readonly string[], where: string): { ref: string; where: string }[] {
+  const refs: { ref: string; where: string }[] = [];
+  const docker = argv.indexOf("docker");
+  if (docker < 0) return refs;
+  const [sub, subsub] = argv.slice(docker + 1);
+  if (sub === "buildx" && subsub === "create") {
+    const driver = optionValues(argv, "--driver")[0] ?? "docker-container";
+    const images = optionValues(argv, "--driver-opt")
+      .flatMap((opts) => opts.split(","))
+      .filter((opt) => opt.startsWith("image="))
+      .map((opt) => opt.slice("image=".length));
+    if (images.length === 0 && driver === "docker-container") refs.push({ ref: BUILDX_DEFAULT_BUILDKIT_IMAGE, where: `${where} (buildx default)` });
+    for (const ref of images) refs.push({ ref, where: `${where} (buildx create)` });
+  }
+  if (sub === "pull" || sub === "run") {
+    // The first word after the subcommand's options is the image (options here take no separate value).
+    const image = argv.slice(docker + 2).find((w) => !w.startsWith("-"));
+    if (image) refs.push({ ref: image, where });
+  }
+  for (const cache of optionValues(argv, "--cache-from")) {
+    const ref = cache.split(",").find((part) => part.startsWith("ref="));
+    if (ref) refs.push({ ref: ref.slice("ref=".length), where: `${where} (buildx build)` });
   }
   return refs;
 }
@@ -189,6 +213,9 @@ describe("the buildspec pulls nothing from Docker Hub", () => {
     // The builder's image and the registry cache are the references this buildspec has today.
     expect(refs.some((r) => r.where.includes("buildx create"))).toBe(true);
     expect(refs.some((r) => r.where.includes("buildx build"))).toBe(true);
+    // Both BuildKit images the build may start — the pin and its fallback — are seen and checked.
+    const builders = refs.filter((r) => r.where.endsWith("(buildx create)")).map((r) => r.ref).sort();
+    expect(builders).toEqual([BUILDKIT_FALLBACK_IMAGE, BUILDKIT_IMAGE].sort());
     expect(dockerHubProblems(refs)).toEqual([]);
   });
 
@@ -200,7 +227,7 @@ describe("the buildspec pulls nothing from Docker Hub", () => {
         ...spec.phases,
         pre_build: {
           ...spec.phases.pre_build,
-          commands: spec.phases.pre_build.commands.map((c) => c.replace(/ --driver-opt image=\S+/, "")),
+          commands: spec.phases.pre_build.commands.map((c) => c.replace(/ --driver-opt "?image=[^"\s]+"?/, "")),
         },
       },
     };
