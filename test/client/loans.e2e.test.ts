@@ -4,9 +4,9 @@
 // the loans outlive a restart of the service.
 import { spawn, spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
 import { makeAcsm } from "../handler/harness";
 import { cleanup, cliEnv, KNOCK_BIN, knock, startStandinService, type StandinService } from "./helpers";
 
@@ -27,6 +27,25 @@ async function convertLoan(title: string): Promise<string> {
   expect(res.status).toBe(200);
   expect(answer.loan?.id).toBe(id);
   return id;
+}
+
+/**
+ * Waits until a file written now gets a later modification time than loan `id`'s token: the store
+ * orders loans by that time, which advances in steps (a clock tick, or a whole second on some file
+ * systems), so two loans stored within one step would tie.
+ */
+async function untilStoredAfter(id: string): Promise<void> {
+  const stored = statSync(join(service.dataDir, "adept", "loans", `${id}.xml`)).mtimeMs;
+  const probe = join(service.dataDir, "mtime-probe");
+  await vi.waitFor(
+    () => {
+      rmSync(probe, { force: true });
+      writeFileSync(probe, "");
+      expect(statSync(probe).mtimeMs).toBeGreaterThan(stored);
+    },
+    { timeout: 30_000, interval: 5 },
+  );
+  rmSync(probe);
 }
 
 function storedIds(): string[] {
@@ -70,7 +89,7 @@ beforeEach(async () => {
 describe("knock loans", () => {
   it("prints a table of the loans, newest first, and --json the service's answer; purchases are not loans", async () => {
     const older = await convertLoan("The Time Machine");
-    await new Promise((r) => setTimeout(r, 20));
+    await untilStoredAfter(older);
     const newer = await convertLoan("Les Misérables, tome premier : Fantine (édition intégrale illustrée)");
     const bought = await fetch(service.url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ acsm_content: makeAcsm({ title: "Bought" }) }) });
     expect(bought.status).toBe(200);

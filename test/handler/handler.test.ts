@@ -127,7 +127,9 @@ describe("request forms", () => {
   it("converts an ACSM posted as JSON acsm_content and links the DRM-free book", async () => {
     const { handle } = coldContainer();
     const ctx = fakeContext();
+    const sent = Date.now();
     const res = await handle(jsonPost({ acsm_content: makeAcsm({ title: "Plain Title" }), filename: "shop-order.acsm" }), ctx);
+    const answered = Date.now();
     expect(res.statusCode).toBe(200);
     expect(res.headers["content-type"]).toBe("application/json");
     const out = body(res);
@@ -139,8 +141,10 @@ describe("request forms", () => {
     expect(file.content_type).toBe("application/epub+zip");
     expect(file.size_bytes).toBe(65536);
     const expires = Date.parse(file.expires_at as string);
-    expect(expires - Date.now()).toBeGreaterThan(890_000);
-    expect(expires - Date.now()).toBeLessThanOrEqual(900_000);
+    // The link lives the configured 900 s from the moment it was signed, somewhere between send and answer
+    // (expires_at is whole seconds or finer, hence the 1 s allowance below).
+    expect(expires).toBeGreaterThanOrEqual(sent + 900_000 - 1000);
+    expect(expires).toBeLessThanOrEqual(answered + 900_000);
   });
 
   it("matches keys loosely and case-insensitively like the original (e.g. My_ACSM_Content)", async () => {
@@ -182,7 +186,7 @@ describe("request forms", () => {
     const res = await handle(urlEvent("GET"), fakeContext());
     expect(res.statusCode).toBe(200);
     // The tools' own -V line (utils/utils_common.cpp, version()), as the image's tools print it.
-    expect(body(res)).toMatchObject({ status: "ok", converter: { acsmdownloader: "Current libgourou version : 0.8.7" } });
+    expect(body(res)).toMatchObject({ status: "ok", converter: { acsmdownloader: "Current libgourou version : 0.8.9" } });
   });
 
   it("answers 405 for methods other than GET and POST, with an Allow header naming those two (RFC 9110 §15.5.6)", async () => {
@@ -354,19 +358,36 @@ describe("converter and distributor failures", () => {
   });
 
   it("kills a hanging tool with its whole process group and answers 504", async () => {
+    const { safetyMarginMs } = await import("../../lambda/src/handler");
     const { handle } = coldContainer();
     await handle(jsonPost({ acsm_content: makeAcsm() }), fakeContext()); // device ready, so the hang is in the download
     process.env.FAKE_ADEPT_HANG = "acsmdownloader";
+    const budgetMs = 3000;
     const started = Date.now();
-    const res = await handle(jsonPost({ acsm_content: makeAcsm() }), fakeContext(3000));
+    const res = await handle(jsonPost({ acsm_content: makeAcsm() }), fakeContext(budgetMs));
+    const elapsedMs = Date.now() - started;
     expect(res.statusCode).toBe(504);
-    expect(body(res).error).toMatch(/acsmdownloader did not finish/);
-    expect(Date.now() - started).toBeLessThan(3000);
+    expect(body(res).error).toMatch(/^acsmdownloader did not finish within \d+ ms/);
+    // The tool gets the invocation's time left less the handler's margin, which leaves the time to
+    // answer before Lambda's own deadline; and it really gets all of it. (How soon the answer goes
+    // out after the kill is the machine's business: a loaded one is late, never early.)
+    const limitMs = Number(/within (\d+) ms/.exec(String(body(res).error))?.[1]);
+    expect(limitMs).toBeGreaterThan(0);
+    expect(limitMs).toBeLessThanOrEqual(budgetMs - safetyMarginMs(budgetMs));
+    expect(elapsedMs).toBeGreaterThanOrEqual(limitMs - 5); // a timer may fire a millisecond early by Date.now()
+    // The helper the tool started dies with the group (as a zombie until its new parent reaps it).
     const helper = Number(readFileSync(join(stateDir, "acsmdownloader.helper.pid"), "utf8"));
-    await new Promise((r) => setTimeout(r, 100));
-    const alive = existsSync(`/proc/${helper}`) && !/\) Z /.test(readFileSync(`/proc/${helper}/stat`, "utf8"));
-    expect(alive).toBe(false);
-  });
+    const alive = (): boolean => {
+      try {
+        return !/\) Z /.test(readFileSync(`/proc/${helper}/stat`, "utf8"));
+      } catch {
+        return false; // gone from /proc
+      }
+    };
+    const deadline = Date.now() + 30_000;
+    while (alive() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(alive()).toBe(false);
+  }, 60_000);
 
   it("answers 500 naming the tool when the converter is missing from the image", async () => {
     const empty = mkdtempSync(join(tmpdir(), "knock-no-tools-"));

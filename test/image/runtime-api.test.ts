@@ -17,6 +17,7 @@ describe("the stand-in Lambda Runtime API", () => {
     api = await startRuntimeApi("fn");
     let ready = false;
     void api.ready.then(() => (ready = true));
+    const invokedAt = Date.now();
     const outcome = api.invoke({ hello: "world" }, { timeoutMs: 5_000 });
 
     const next = await fetch(`${base(api)}/invocation/next`);
@@ -26,7 +27,8 @@ describe("the stand-in Lambda Runtime API", () => {
     const id = next.headers.get("lambda-runtime-aws-request-id")!;
     expect(id).toMatch(/^[0-9a-f-]{36}$/);
     const deadline = Number(next.headers.get("lambda-runtime-deadline-ms"));
-    expect(deadline).toBeGreaterThan(Date.now());
+    // The timeout from when /next handed the invocation out: after invoke, before now.
+    expect(deadline).toBeGreaterThanOrEqual(invokedAt + 5_000);
     expect(deadline).toBeLessThanOrEqual(Date.now() + 5_000);
     expect(next.headers.get("lambda-runtime-invoked-function-arn")).toBe("arn:aws:lambda:us-east-1:123456789012:function:fn");
     expect(next.headers.get("lambda-runtime-trace-id")).toMatch(/^Root=1-[0-9a-f]{8}-[0-9a-f]{24};Parent=[0-9a-f]{16};Sampled=0$/);

@@ -33,7 +33,7 @@ export async function launchBrowser(): Promise<TestBrowser> {
       "--disable-component-update", "--disable-sync",
     ],
     headless: true,
-    timeout: 20_000,
+    timeout: 30_000, // a ceiling: on a busy machine Chromium starts late, not never
   });
   return {
     browser,

@@ -4,7 +4,7 @@
 // compiler options over { target ES2020, module/moduleResolution nodenext }, and type checking unless
 // the tsconfig says noCheck; then it requires the program with plain CommonJS `require`. Here the
 // engine is Pulumi's mock monitor. Prints one JSON line: the registered resources and the exports.
-/* global require, process, setTimeout, __dirname */
+/* global require, process, __dirname */
 /* eslint-disable @typescript-eslint/no-require-imports -- the CLI loads the program with CommonJS require; so does this */
 "use strict";
 const path = require("node:path");
@@ -54,10 +54,12 @@ pulumi.runtime
   .then(() => {
     process.chdir(root);
     const program = require(path.join(root, "index.ts"));
-    // Let the program's outputs (and the build-context archive behind source-code) settle.
-    setTimeout(() => {
+    // The program is done when the event loop has nothing left to do — its outputs resolved, the
+    // build-context archive behind source-code written — which is when the CLI's language host
+    // (cmd/run/index.js) ends the deployment too: on `beforeExit`, however long a busy machine takes.
+    process.once("beforeExit", () => {
       process.stdout.write(JSON.stringify({ tsNode: path.basename(tsnodeRequire), resources, exports: Object.keys(program) }) + "\n");
-    }, 2000);
+    });
   })
   .catch((err) => {
     process.stderr.write(`${err && err.stack ? err.stack : err}\n`);
