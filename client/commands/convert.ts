@@ -1,7 +1,9 @@
 import { readFile } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import { Command } from "commander";
-import { connect, type Connection, type ConnectionFlags } from "../lib/connection";
+import { otherFileKind } from "../../lambda/src/acsm";
+import type { OtherFileKind } from "../../lambda/src/errors";
+import { connect, withConnectionOptions, type Connection, type ConnectionFlags } from "../lib/connection";
 import { downloadToFolder, prepareOutputFolder } from "../lib/download";
 import { CliError, EXIT_FAILED, type FailureKind } from "../lib/failures";
 import { call } from "../lib/http";
@@ -33,21 +35,42 @@ interface ConvertFlags extends ConnectionFlags {
   readonly json?: boolean;
 }
 
+/** True for an input that is a URL (any scheme) rather than a file. */
+function isUrl(input: string): boolean {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(input);
+}
+
+/** What the input is instead of an ACSM, in the words of the error line. */
+const OTHER_FILE: Readonly<Record<OtherFileKind, string>> = {
+  PDF: "this is a PDF, not an ACSM file",
+  EPUB: "this is an EPUB, not an ACSM file",
+  zip: "this is a zip archive, not an ACSM file",
+  HTML: "this is a web page (HTML), not an ACSM file: the download may have saved the shop's page instead of the file",
+};
+
 /** The request for one input: the ACSM file itself, or `{"acsm_url": …}` for an https URL. */
 async function requestFor(input: string): Promise<{ body: Buffer; contentType: string }> {
-  if (/^[a-z][a-z0-9+.-]*:\/\//i.test(input)) {
+  if (isUrl(input)) {
     if (!input.toLowerCase().startsWith("https://")) {
-      throw new CliError("input", "only https:// URLs are accepted (the service refuses other schemes).");
+      throw new CliError("input", "only https:// URLs are accepted (the service refuses other schemes): give the https:// address, or download the .acsm and pass the file.");
     }
     return { body: Buffer.from(JSON.stringify({ acsm_url: input })), contentType: "application/json" };
   }
+  let body: Buffer;
   try {
-    return { body: await readFile(input), contentType: ACSM_MEDIA_TYPE };
+    body = await readFile(input);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     const why = code === "ENOENT" ? "no such file" : code === "EISDIR" ? "is a folder, not an .acsm file" : code === "EACCES" ? "not readable" : String(code ?? err);
     throw new CliError("input", `${why}.`);
   }
+  // The book or a web page instead of the ACSM: said before anything is sent (the same signatures
+  // the service checks; latin1 keeps each byte one character).
+  const other = otherFileKind(body.subarray(0, 512).toString("latin1"));
+  if (other !== undefined) {
+    throw new CliError("input", `${OTHER_FILE[other]}.\n  Pass the .acsm file the shop or library gave you: a small file (a few KB) that the service downloads the book with.`);
+  }
+  return { body, contentType: ACSM_MEDIA_TYPE };
 }
 
 function requestIdFromKey(key: string | undefined): string | undefined {
@@ -55,7 +78,7 @@ function requestIdFromKey(key: string | undefined): string | undefined {
 }
 
 async function convertOne(input: string, conn: Connection, flags: ConvertFlags, reporter: Reporter, signal: AbortSignal): Promise<BookResult> {
-  const label = /^https:\/\//i.test(input) ? input : basename(input);
+  const label = isUrl(input) ? input : basename(input);
   const progress = reporter.book(label);
   try {
     const { body, contentType } = await requestFor(input);
@@ -82,7 +105,12 @@ async function convertOne(input: string, conn: Connection, flags: ConvertFlags, 
     // Ctrl-C shows up as whatever the aborted operation throws: an AbortError, or (Node 24, while a
     // response body streams) a connection reset. The signal says what really happened.
     if (signal.aborted || (err as Error).name === "AbortError") throw new CliError("interrupted", "Interrupted; no partial file was left behind.");
+    // A usage error (no region to sign for) is no book's fault: it ends the run, exit 2.
     if (!(err instanceof CliError)) throw err;
+    if (err.kind === "usage") {
+      reporter.stop();
+      throw err;
+    }
     progress.failed(err.message.split("\n")[0]);
     const rest = err.message.split("\n").slice(1).join("\n");
     if (rest) reporter.note(rest);
@@ -92,14 +120,11 @@ async function convertOne(input: string, conn: Connection, flags: ConvertFlags, 
 
 /** `knock convert`: sends each ACSM to the service and saves the books. */
 export function convertCommand(): Command {
-  return new Command("convert")
+  const command = new Command("convert")
     .description("Convert ACSM files (or https URLs of them) to EPUB/PDF and save the books")
     .argument("<acsm...>", "ACSM files, or https:// URLs of ACSM files")
-    .option("--out <dir>", "folder to save the books in", ".")
-    .option("--url <url>", "service address (default: $KNOCK_URL, else `pulumi stack output function_url`)")
-    .option("--region <region>", "AWS region to sign for (default: the one in the Function URL)")
-    .option("--profile <name>", "AWS profile for the credentials (default: $AWS_PROFILE)")
-    .option("--token <token>", "access token of a TOKEN deployment (default: $KNOCK_TOKEN, else the stack's access_token output)")
+    .option("--out <dir>", "folder to save the books in", ".");
+  return withConnectionOptions(command)
     .option("--json", "print one JSON object per book on stdout")
     .addHelpText(
       "after",

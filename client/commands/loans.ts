@@ -1,15 +1,12 @@
 import { Command } from "commander";
-import { connect, type ConnectionFlags } from "../lib/connection";
+import { connect, withConnectionOptions, type ConnectionFlags } from "../lib/connection";
 import { fetchLoans, loanTable } from "../lib/loans";
 import { createReporter, terminalStyle } from "../lib/progress";
 
 /** `knock loans`: the library loans the service fulfilled and still keeps. */
 export function loansCommand(): Command {
-  return new Command("loans")
-    .description("List the library loans the service fulfilled (id, title, end of the loan, status)")
-    .option("--url <url>", "service address (default: $KNOCK_URL, else `pulumi stack output function_url`)")
-    .option("--region <region>", "AWS region to sign for (default: the one in the Function URL)")
-    .option("--profile <name>", "AWS profile for the credentials (default: $AWS_PROFILE)")
+  const command = new Command("loans").description("List the library loans the service fulfilled (id, title, end of the loan, status)");
+  return withConnectionOptions(command)
     .option("--json", "print the service's answer ({loans, count}) as JSON on stdout")
     .addHelpText("after", "\nExamples:\n  $ npx knock loans\n  $ npx knock loans --url http://127.0.0.1:9000 --json\n")
     .action(async (opts: ConnectionFlags & { json?: boolean }) => {

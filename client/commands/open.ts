@@ -1,7 +1,7 @@
 import { Command } from "commander";
 import { accessLink, terminalQr } from "../lib/access-link";
 import { CliError } from "../lib/failures";
-import { parseServiceUrl, pulumiStackOutput, type StackOutputReader } from "../lib/service-address";
+import { PULUMI_INSTALL_URL, PulumiNotInstalledError, pulumiStackOutput, serviceOrigin, type StackOutputReader } from "../lib/service-address";
 
 /** `knock open`: the access link of a TOKEN deployment, and a QR code of it for a phone. */
 export function openCommand(readOutput: StackOutputReader = pulumiStackOutput): Command {
@@ -20,9 +20,21 @@ export function openCommand(readOutput: StackOutputReader = pulumiStackOutput): 
       const token = opts.token || process.env.KNOCK_TOKEN?.trim();
       if (opts.url || opts.token) {
         if (!opts.url || !token) throw new CliError("usage", "--url and --token go together (or set KNOCK_TOKEN); without both, the link comes from the stack.");
-        link = accessLink(parseServiceUrl(opts.url, "--url").toString(), token);
+        const { url, warning } = serviceOrigin(opts.url, "--url");
+        if (warning) process.stderr.write(`${warning}\n`);
+        link = accessLink(url.toString(), token);
       } else {
-        const fromStack = await readOutput("access_url", { showSecrets: true });
+        let fromStack: string | undefined;
+        try {
+          fromStack = await readOutput("access_url", { showSecrets: true });
+        } catch (err) {
+          if (!(err instanceof PulumiNotInstalledError)) throw err;
+          throw new CliError(
+            "no-service-url",
+            `${err.message}, and the access link is the stack's access_url output: install the Pulumi CLI (${PULUMI_INSTALL_URL}),\n` +
+              "  or make the link yourself: knock open --url URL --token TOKEN (or set KNOCK_TOKEN).",
+          );
+        }
         if (!fromStack || fromStack === "null") {
           throw new CliError(
             "no-service-url",

@@ -1,6 +1,6 @@
 import { createInterface } from "node:readline/promises";
 import { Command } from "commander";
-import { connect, type ConnectionFlags } from "../lib/connection";
+import { connect, withConnectionOptions, type ConnectionFlags } from "../lib/connection";
 import { CliError, EXIT_FAILED, type FailureKind } from "../lib/failures";
 import { callService, fetchLoans, formatExpiry, matchLoans, type LoanEntry } from "../lib/loans";
 import { createReporter, terminalStyle } from "../lib/progress";
@@ -54,14 +54,12 @@ function describe(loan: LoanEntry): string {
 
 /** `knock return`: gives library loans back early (or forgets them with --forget). */
 export function returnCommand(): Command {
-  return new Command("return")
+  const command = new Command("return")
     .description("Return a library loan early, by its id or part of its title (knock loans lists them)")
     .argument("<loan>", "the loan's id, or part of its title (every loan whose title contains it)")
     .option("-y, --yes", "do not ask for confirmation (needed when not on a terminal)")
-    .option("--forget", "forget the loan without telling the library (for loans that ended or were returned elsewhere)")
-    .option("--url <url>", "service address (default: $KNOCK_URL, else `pulumi stack output function_url`)")
-    .option("--region <region>", "AWS region to sign for (default: the one in the Function URL)")
-    .option("--profile <name>", "AWS profile for the credentials (default: $AWS_PROFILE)")
+    .option("--forget", "forget the loan without telling the library (for loans that ended or were returned elsewhere)");
+  return withConnectionOptions(command)
     .option("--json", "print one JSON object per loan on stdout")
     .addHelpText(
       "after",
@@ -75,18 +73,18 @@ export function returnCommand(): Command {
       if (matches.length === 0) {
         throw new CliError("input", `No loan matches "${query}"${loans.length ? "" : " (the service keeps no loans)"}: \`knock loans\` lists them by id and title.`);
       }
-      const verb = flags.forget ? "Forget" : "Return";
       if (!flags.yes) {
         // Never wait for an answer that cannot come: without a terminal, refuse as a usage error.
         if (process.stdin.isTTY !== true) {
-          throw new CliError("usage", `${verb}ing ${matches.length === 1 ? "a loan" : `${matches.length} loans`} needs confirmation and there is no terminal to ask on: pass --yes.`);
+          const what = matches.length === 1 ? "a loan" : `${matches.length} loans`;
+          throw new CliError("usage", `${flags.forget ? "Forgetting" : "Returning"} ${what} needs confirmation and there is no terminal to ask on: pass --yes.`);
         }
         for (const loan of matches) process.stderr.write(`  ${describe(loan)}\n`);
         const what = matches.length === 1 ? "this loan" : `these ${matches.length} loans`;
         const question = flags.forget ? `Forget ${what} without telling the library? [y/N] ` : `Return ${what} to the library? You can no longer read ${matches.length === 1 ? "it" : "them"}. [y/N] `;
         if (!(await confirm(question))) {
+          // The user's answer, not a failure: exit 0, as `rm -i` does when told no.
           process.stderr.write("Nothing done.\n");
-          process.exitCode = EXIT_FAILED;
           return;
         }
       }

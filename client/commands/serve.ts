@@ -98,7 +98,9 @@ export function serveCommand(): Command {
       }
       process.stderr.write(`knock serve: data in ${service.dataDir}\n`);
       if (!hasTools(service.toolsDir)) {
-        process.stderr.write(`knock serve: no converter tools${service.toolsDir ? ` in ${service.toolsDir}` : ""}; health answers 500 ConverterMissing. ${TOOLS_HINT}\n`);
+        process.stderr.write(
+          `knock serve: no converter tools${service.toolsDir ? ` in ${service.toolsDir}` : ""}, so health and conversions answer 500 ConverterMissing. ${TOOLS_HINT}\n`,
+        );
       } else {
         process.stderr.write(`knock serve: tools from ${service.toolsDir}\n`);
       }

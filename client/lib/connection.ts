@@ -1,6 +1,8 @@
+import type { Command } from "commander";
 import { defaultCredentials, lambdaUrlSigner, signingRegion, unsigned, type RequestSigner } from "./aws-signing";
+import { CliError } from "./failures";
 import { connectToFromEnv, type ConnectTo } from "./http";
-import { findServiceAddress, isLocalUrl, pulumiStackOutput, type ServiceAddress, type StackOutputReader } from "./service-address";
+import { findServiceAddress, isLocalUrl, pulumiStackOutput, quietly, type ServiceAddress, type StackOutputReader } from "./service-address";
 
 /** The flags every command that talks to the service takes. */
 export interface ConnectionFlags {
@@ -9,6 +11,18 @@ export interface ConnectionFlags {
   readonly profile?: string;
   /** The access token of a TOKEN deployment (or of `knock serve` on the network). */
   readonly token?: string;
+}
+
+/**
+ * Adds the {@link ConnectionFlags} to a command that talks to the service: declared once, so every
+ * such command takes the same four (a 401 tells the user to pass --token, whichever command it was).
+ */
+export function withConnectionOptions(command: Command): Command {
+  return command
+    .option("--url <url>", "service address (default: $KNOCK_URL, else `pulumi stack output function_url`)")
+    .option("--region <region>", "AWS region to sign for (default: the one in the Function URL)")
+    .option("--profile <name>", "AWS profile for the credentials (default: $AWS_PROFILE)")
+    .option("--token <token>", "access token of a TOKEN deployment or a knock serve (default: $KNOCK_TOKEN, else the stack's access_token output)");
 }
 
 /** Sends the access token as `Authorization: Bearer` (RFC 6750 §2.1) instead of signing. */
@@ -42,8 +56,11 @@ export interface Connection {
  * Finds the service and prepares signing: none for a local address (`knock serve`), SigV4 for
  * service `lambda` otherwise.
  */
-export async function connect(flags: ConnectionFlags, note: (line: string) => void, readOutput: StackOutputReader = pulumiStackOutput): Promise<Connection> {
-  const address = await findServiceAddress(flags.url, process.env, readOutput);
+export async function connect(flags: ConnectionFlags, note: (line: string) => void, stackOutput: StackOutputReader = pulumiStackOutput): Promise<Connection> {
+  const address = await findServiceAddress(flags.url, process.env, stackOutput);
+  if (address.warning) note(address.warning);
+  // Past the address, the stack is only asked for extras (token, ARN): without the Pulumi CLI there are none.
+  const readOutput = quietly(stackOutput);
   const local = isLocalUrl(address.url);
   // Whether the address is this project's stack's function_url: asked once (each stack output is a
   // run of the Pulumi CLI), and only when the token or the ARN is wanted.
@@ -62,9 +79,18 @@ export async function connect(flags: ConnectionFlags, note: (line: string) => vo
     sign = bearer(token);
     how = `access token from ${given ?? "pulumi stack output access_token"}`;
   } else if (!local) {
-    const region = signingRegion(address.url, flags.region);
-    sign = lambdaUrlSigner(region, defaultCredentials(flags.profile), flags.profile);
-    how = `SigV4 lambda/${region}${flags.profile ? `, profile ${flags.profile}` : ""}`;
+    // A region that cannot be told is said when the first request is signed, which is after its
+    // connection is open: a host that does not resolve or answer is the problem to report first.
+    let region: string | undefined;
+    let noRegion: CliError | undefined;
+    try {
+      region = signingRegion(address.url, flags.region);
+    } catch (err) {
+      if (!(err instanceof CliError)) throw err;
+      noRegion = err;
+    }
+    sign = region === undefined ? () => Promise.reject(noRegion) : lambdaUrlSigner(region, defaultCredentials(flags.profile), flags.profile);
+    how = `SigV4 lambda/${region ?? "(region unknown)"}${flags.profile ? `, profile ${flags.profile}` : ""}`;
   }
   note(`Service ${address.url.origin} (from ${address.source}; ${how})`);
   let arn: Promise<string | undefined> | undefined;

@@ -51,6 +51,10 @@ export interface ServiceErrorBody {
   readonly error?: unknown;
   readonly error_type?: unknown;
   readonly request_id?: unknown;
+  /** UpstreamError: the host the converter could not reach (the message then says what to do). */
+  readonly unreachable_host?: unknown;
+  /** BadRequest: the kind of file sent instead of an ACSM (PDF, EPUB, zip, HTML); the message says what to send. */
+  readonly detected?: unknown;
 }
 
 /** What to do next for each of the service's error types (docs/api.md, "Errors"). */
@@ -64,13 +68,26 @@ const NEXT_STEP: Record<string, string> = {
   ConversionTimeout: "The converter ran out of time; try again, or raise lambda_timeout.",
   DeviceUnavailable: "Retry: the next request uses the stored device.",
   Misconfigured: "Fix the deployment (pulumi up) and retry.",
-  ConverterMissing: "The service cannot run its converter tools; see its health answer (knock health).",
+  ConverterMissing: "The service's image lacks its converter tools: fix the image build and deploy again (`pulumi up`).",
   NotFound: "The service does not know this path; if it predates library loans, update it (pulumi up).",
   NoSuchLoan: "`knock loans` lists the loans the service keeps.",
   ReturnInProgress: "Another return of this loan is running; check `knock loans` in a minute.",
   // LoanReturnRefused, LoanExpired and InvalidLoanToken: the service's message already says how to forget the loan.
   LoanReturnFailed: "The loan is kept; try again later.",
 };
+
+/**
+ * The next step for an error answer, unless its message already says one: a ConverterMissing from
+ * `knock serve` names --tools, a current service's names `pulumi up`; an UpstreamError naming the
+ * unreachable host says where to look; a BadRequest naming the file sent instead says what to send.
+ */
+function nextStep(errorType: string | undefined, message: string, body: ServiceErrorBody | undefined): string | undefined {
+  if (errorType === undefined) return undefined;
+  if (errorType === "ConverterMissing" && /--tools|pulumi up/.test(message)) return undefined;
+  if (errorType === "UpstreamError" && typeof body?.unreachable_host === "string") return undefined;
+  if (errorType === "BadRequest" && typeof body?.detected === "string") return undefined;
+  return NEXT_STEP[errorType];
+}
 
 /** Turns a service error answer into one clear failure naming its type, message and request id. */
 export function serviceFailure(status: number, body: ServiceErrorBody | undefined, rawText: string): CliError {
@@ -79,6 +96,6 @@ export function serviceFailure(status: number, body: ServiceErrorBody | undefine
   const message =
     typeof body?.error === "string" ? body.error : rawText.trim() ? rawText.trim().slice(0, 300) : `HTTP ${status} with an empty body`;
   const head = `${errorType ?? `HTTP ${status}`}: ${message}`;
-  const tail = [requestId ? `request id ${requestId}` : undefined, errorType ? NEXT_STEP[errorType] : undefined].filter(Boolean).join(". ");
+  const tail = [requestId ? `request id ${requestId}` : undefined, nextStep(errorType, message, body)].filter(Boolean).join(". ");
   return new CliError("service", tail ? `${head}\n  ${tail}${/[.!?]$/.test(tail) ? "" : "."}` : head, { errorType, requestId, status });
 }

@@ -1,7 +1,23 @@
+import { lookup as dnsLookup } from "node:dns";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
+import type { LookupFunction, Socket } from "node:net";
+import { TLSSocket } from "node:tls";
 import { CliError } from "./failures";
 import type { OutgoingRequest, RequestSigner } from "./aws-signing";
+
+/**
+ * DNS as Node does it, except that names under `.invalid` fail at once, without asking any server:
+ * RFC 6761 §6.4 reserves them to never resolve and asks resolver libraries to answer them negatively
+ * themselves (getaddrinfo sends them to the configured DNS server like any other name).
+ */
+export const lookupHost: LookupFunction = (hostname, options, callback) => {
+  if (/(^|\.)invalid\.?$/i.test(hostname)) {
+    process.nextTick(() => callback(Object.assign(new Error(`getaddrinfo ENOTFOUND ${hostname}`), { code: "ENOTFOUND", hostname }), "", 4));
+    return;
+  }
+  dnsLookup(hostname, options, callback);
+};
 
 /** Where to open the TCP connection instead of the URL's host (like curl's --connect-to). */
 export interface ConnectTo {
@@ -33,6 +49,11 @@ export interface Answer {
 export interface SendOptions {
   readonly connectTo?: ConnectTo;
   readonly signal?: AbortSignal;
+  /**
+   * Adds the request's authentication headers once its connection is open, so that a host that does
+   * not resolve or answer is reported as such rather than as missing credentials or region. @default none
+   */
+  readonly sign?: RequestSigner;
   /** Gives up when no byte moves for this long. @default 0 (none: a conversion may take minutes) */
   readonly idleTimeoutMs?: number;
 }
@@ -64,7 +85,8 @@ export function networkFailure(err: unknown, url: URL): CliError {
 
 /**
  * Sends one request and returns the response stream (the caller reads or pipes it). Network
- * failures come back as {@link CliError}s; an abort as an `AbortError`.
+ * failures come back as {@link CliError}s; an abort as an `AbortError`; a signer's failure as it
+ * threw it. The headers are signed only once the connection (and its TLS) is up.
  */
 export function openResponse(request: OutgoingRequest, options: SendOptions = {}): Promise<IncomingMessage> {
   const { url } = request;
@@ -81,12 +103,35 @@ export function openResponse(request: OutgoingRequest, options: SendOptions = {}
         path: url.pathname + url.search,
         headers: { host: url.host, ...request.headers },
         signal: options.signal,
+        lookup: lookupHost,
       },
       resolveResponse,
     );
     req.on("error", (err) => reject(err.name === "AbortError" ? err : networkFailure(err, url)));
     if (options.idleTimeoutMs) req.setTimeout(options.idleTimeoutMs, () => req.destroy(Object.assign(new Error("timed out"), { code: "ETIMEDOUT" })));
-    req.end(request.body);
+    const { sign } = options;
+    if (sign === undefined) {
+      req.end(request.body);
+      return;
+    }
+    // Nothing is written before end(), so headers can still be set once the socket is connected.
+    req.once("socket", (socket: Socket) => {
+      const ready = (): void => {
+        sign(request).then(
+          (headers) => {
+            for (const [name, value] of Object.entries(headers)) req.setHeader(name, value);
+            req.end(request.body);
+          },
+          (err: unknown) => {
+            reject(err);
+            req.destroy();
+          },
+        );
+      };
+      // A kept-alive socket is already connected (and its TLS established); a new one is not yet.
+      if (!socket.connecting) ready();
+      else socket.once(socket instanceof TLSSocket ? "secureConnect" : "connect", ready);
+    });
   });
 }
 
@@ -107,8 +152,7 @@ export async function call(
   sign: RequestSigner,
   options: SendOptions = {},
 ): Promise<Answer> {
-  const headers = await sign(request);
-  const res = await openResponse({ ...request, headers }, options);
+  const res = await openResponse(request, { ...options, sign });
   const body = await readAll(res, request.url);
   return { status: res.statusCode ?? 0, headers: res.headers, body };
 }

@@ -15,9 +15,12 @@ import { DOWNLOAD_PREFIX, downloadSecret, localOutputStore, pruneExpiredBooks } 
 /** The four tools the handler runs (lambda/src/libgourou.ts). */
 export const TOOL_NAMES = ["adept_activate", "acsmdownloader", "adept_remove", "adept_loan_mgt"] as const;
 
-/** What `knock serve` says when the converter tools are missing: where to get them. */
+/**
+ * What to do when the converter tools are missing under `knock serve`: where to give them and where
+ * to get them. A sentence of its own, said at start-up and in the answers (no "knock serve:" prefix).
+ */
 export const TOOLS_HINT =
-  "knock serve: give it libgourou's tools (adept_activate, acsmdownloader, adept_remove, adept_loan_mgt) with --tools DIR or LIBGOUROU_BIN_DIR; " +
+  `Start knock serve with --tools DIR or LIBGOUROU_BIN_DIR naming a folder with libgourou's ${TOOL_NAMES.join(", ")}; ` +
   'the README section "Run it locally" shows how to build them with Docker from the sources the image uses.';
 
 /** Options for {@link startLocalService}. */
@@ -76,7 +79,11 @@ export function hasTools(dir: string | undefined): boolean {
   return dir !== undefined && TOOL_NAMES.every((t) => existsSync(join(dir, t)));
 }
 
-/** Adds the local hint to the handler's ConverterMissing answer (its message is written for the cloud image). */
+/**
+ * Words the handler's ConverterMissing answer for `knock serve`: a conversion's names the cloud
+ * image and the `tool` that is missing from it, so it is said again for the tools folder; health's
+ * ("missing or does not run") fits both and gets the hint.
+ */
 export function withToolsHint(answer: HttpAnswer): HttpAnswer {
   if (answer.statusCode !== 500) return answer;
   let body: Record<string, unknown>;
@@ -86,7 +93,8 @@ export function withToolsHint(answer: HttpAnswer): HttpAnswer {
     return answer;
   }
   if (body.error_type !== "ConverterMissing" || typeof body.error !== "string" || body.error.includes("--tools")) return answer;
-  return { ...answer, body: Buffer.from(JSON.stringify({ ...body, error: `${body.error} ${TOOLS_HINT}` })) };
+  const said = typeof body.tool === "string" ? `The converter tool ${body.tool} is missing.` : body.error;
+  return { ...answer, body: Buffer.from(JSON.stringify({ ...body, error: `${said} ${TOOLS_HINT}` })) };
 }
 
 /**

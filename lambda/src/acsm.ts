@@ -1,4 +1,4 @@
-import { AcsmExpiredError, BadRequestError } from "./errors";
+import { AcsmExpiredError, BadRequestError, NotAnAcsmError, type OtherFileKind } from "./errors";
 import { collectElementText, XmlRefusal } from "./strict-xml";
 
 /** What the handler needs to know about a fulfillment token before handing it to the converter. */
@@ -23,6 +23,23 @@ type Wanted = "operatorURL" | "hmac" | "expiration" | "title" | "format";
 
 /** Deepest element nesting accepted (real tokens nest 4 levels). */
 const MAX_DEPTH = 32;
+
+/**
+ * What kind of other file `start` (the first bytes of a body, as text) is, when it is one of those
+ * people send instead of the ACSM: a PDF (`%PDF-`, ISO 32000-2 §7.5.2), an EPUB or other zip (a local
+ * file header, `PK\x03\x04`; an EPUB's first entry is the stored `mimetype` file holding
+ * `application/epub+zip`, EPUB OCF 3.3 §4.2.4), or an HTML page (`<!DOCTYPE html` or `<html`, after
+ * an optional XML declaration). Undefined for anything else, which the token check then judges.
+ * Latin-1 or UTF-8 text both work: the signatures are ASCII.
+ */
+export function otherFileKind(start: string): OtherFileKind | undefined {
+  const text = start.replace(/^\uFEFF/, "").trimStart();
+  if (text.startsWith("%PDF-")) return "PDF";
+  if (text.startsWith("PK\u0003\u0004")) return text.slice(0, 256).includes("mimetypeapplication/epub+zip") ? "EPUB" : "zip";
+  const body = text.replace(/^<\?xml[^>]*\?>\s*/i, "");
+  if (/^<!doctype\s+html[\s>]/i.test(body) || /^<html[\s>]/i.test(body)) return "HTML";
+  return undefined;
+}
 
 /**
  * Parses the token with a conforming, namespace-aware XML parser in one linear pass (the regular
@@ -50,7 +67,10 @@ function readToken(xml: string): Map<Wanted, string> {
     });
   } catch (err) {
     if (!(err instanceof XmlRefusal)) throw err;
-    throw new BadRequestError(err.kind === "document" ? err.message : `The ACSM ${err.message}.`);
+    if (err.kind === "document") throw new BadRequestError(err.message);
+    // The parser's own words ("3:8: text data outside of root node.") stay in a field of their own,
+    // so that the page can say it in plain words and keep them for whoever debugs.
+    throw new BadRequestError(`The ACSM ${err.message}.`, err.kind === "malformed" ? { xml_error: /\((.*)\)$/s.exec(err.message)?.[1] ?? err.message } : {});
   }
 }
 
@@ -76,10 +96,13 @@ function checkOperatorUrl(raw: string): string {
 /**
  * Checks that `xml` is a well-formed ADEPT fulfillment token carrying what the converter needs
  * (`<operatorURL>` with an http(s) URL and `<hmac>`), and that it has not expired at `now`.
- * Throws {@link BadRequestError} for anything else and {@link AcsmExpiredError} (410) when
+ * Throws {@link NotAnAcsmError} for a PDF, EPUB, zip or HTML file, {@link BadRequestError} for
+ * anything else that is not such a token, and {@link AcsmExpiredError} (410) when
  * `<expiration>` is in the past, because no retry can succeed then.
  */
 export function validateAcsm(xml: string, now: Date): AcsmInfo {
+  const other = otherFileKind(xml.slice(0, 512));
+  if (other !== undefined) throw new NotAnAcsmError(other);
   const found = readToken(xml);
   const operatorURL = found.get("operatorURL");
   if (!operatorURL) {

@@ -2,6 +2,7 @@ import { createServer, request as httpRequest, type IncomingMessage, type Server
 import { connect as netConnect, isIP, type AddressInfo, type Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { isPublicAddress } from "./address-policy";
+import type { UnreachableReason } from "./errors";
 import type { Resolver } from "./fetch-acsm";
 import type { Logger } from "./log";
 
@@ -38,13 +39,46 @@ export interface RefusedDestination {
   readonly reason: string;
 }
 
+/** A destination the proxy allowed but could not reach: the network's failure, not the policy's. */
+export interface UnreachableDestination {
+  readonly host: string;
+  readonly port: number;
+  readonly reason: UnreachableReason;
+}
+
 /** A running proxy; `close()` ends it and every connection through it. */
 export interface EgressProxy {
   /** `http://127.0.0.1:PORT`. */
   readonly url: string;
   /** Destinations refused so far. */
   readonly refused: readonly RefusedDestination[];
+  /** Destinations that could not be reached so far, oldest first. */
+  readonly unreachable: readonly UnreachableDestination[];
   close(): Promise<void>;
+}
+
+/**
+ * The running proxies' unreachable destinations, by proxy URL. The tools learn their proxy only
+ * from the environment (see {@link proxyEnvironment}) and report a failed connection only as
+ * "Couldn't connect" or "HTTP Error code 502"; this lets the code that ran a tool ask the proxy it
+ * went through which host it could not reach (see libgourou.ts).
+ */
+const running = new Map<string, readonly UnreachableDestination[]>();
+
+/**
+ * The destinations the proxy named in a tool environment's `https_proxy`/`http_proxy` could not
+ * reach so far; empty when the environment names no running proxy.
+ */
+export function unreachableThrough(env: NodeJS.ProcessEnv | undefined): readonly UnreachableDestination[] {
+  const url = env?.https_proxy ?? env?.http_proxy;
+  return (url !== undefined && running.get(url)) || [];
+}
+
+/** The reason for a failed connection to an allowed address, from Node's error code. */
+function connectFailure(err: NodeJS.ErrnoException): UnreachableReason {
+  if (err.code === "ECONNREFUSED") return "refused the connection";
+  if (err.code === "ENETUNREACH" || err.code === "EHOSTUNREACH") return "network unreachable";
+  return "did not answer";
 }
 
 /**
@@ -81,6 +115,11 @@ export async function startEgressProxy(policy: EgressPolicy, log: Logger, limits
   const idleTimeoutMs = limits.idleTimeoutMs ?? 60_000;
   const maxBytes = limits.maxBytes ?? 2 * 1024 ** 3;
   const refused: RefusedDestination[] = [];
+  const unreachable: UnreachableDestination[] = [];
+  const unreached = (host: string, port: number, reason: UnreachableReason): void => {
+    unreachable.push({ host: host.replace(/^\[|\]$/g, ""), port, reason });
+    log.warn("egress host unreachable", { host, port, reason });
+  };
   const sockets = new Set<Duplex>();
   let received = 0;
 
@@ -100,6 +139,7 @@ export async function startEgressProxy(policy: EgressPolicy, log: Logger, limits
       }
     }
     if (addresses.length === 0) {
+      unreachable.push({ host: bare, port, reason: "does not resolve" });
       log.warn("egress host does not resolve", { host: bare, port });
       return "unresolved";
     }
@@ -151,10 +191,12 @@ export async function startEgressProxy(policy: EgressPolicy, log: Logger, limits
     for (const h of HOP_BY_HOP) delete headers[h];
     const dial = route(address, port);
     const up = httpRequest({ host: dial.host, port: dial.port, method: req.method, path: `${target.pathname}${target.search}`, headers, timeout: connectTimeoutMs });
-    up.on("timeout", () => up.destroy(new Error("target timed out")));
-    up.on("error", () => {
-      if (!res.headersSent) res.writeHead(502).end();
-      else res.destroy();
+    up.on("timeout", () => up.destroy(Object.assign(new Error("target timed out"), { code: "ETIMEDOUT" })));
+    up.on("error", (err: NodeJS.ErrnoException) => {
+      if (!res.headersSent) {
+        unreached(target.hostname, port, connectFailure(err));
+        res.writeHead(502).end();
+      } else res.destroy();
     });
     up.on("response", (upRes) => {
       res.writeHead(upRes.statusCode ?? 502, upRes.headers);
@@ -183,8 +225,10 @@ export async function startEgressProxy(policy: EgressPolicy, log: Logger, limits
       const upstream: Socket = netConnect({ host: dial.host, port: dial.port });
       sockets.add(upstream);
       upstream.on("close", () => sockets.delete(upstream));
-      const timer = setTimeout(() => upstream.destroy(new Error("connect timeout")), connectTimeoutMs);
+      const timer = setTimeout(() => upstream.destroy(Object.assign(new Error("connect timeout"), { code: "ETIMEDOUT" })), connectTimeoutMs);
+      let connected = false;
       upstream.once("connect", () => {
+        connected = true;
         clearTimeout(timer);
         upstream.setTimeout(idleTimeoutMs, () => upstream.destroy());
         client.write("HTTP/1.1 200 Connection Established\r\n\r\n");
@@ -193,8 +237,9 @@ export async function startEgressProxy(policy: EgressPolicy, log: Logger, limits
         upstream.pipe(client);
         client.pipe(upstream);
       });
-      upstream.on("error", () => {
+      upstream.on("error", (err: NodeJS.ErrnoException) => {
         clearTimeout(timer);
+        if (!connected) unreached(m[1], port, connectFailure(err));
         if (client.writable) client.end("HTTP/1.1 502 Bad Gateway\r\n\r\n");
       });
       upstream.on("close", () => client.destroy());
@@ -208,10 +253,14 @@ export async function startEgressProxy(policy: EgressPolicy, log: Logger, limits
 
   await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
   const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+  running.set(url, unreachable);
   return {
-    url: `http://127.0.0.1:${port}`,
+    url,
     refused,
+    unreachable,
     async close() {
+      running.delete(url);
       for (const s of sockets) s.destroy();
       await new Promise<void>((done) => server.close(() => done()));
     },

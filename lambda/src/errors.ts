@@ -170,6 +170,43 @@ export class UpstreamError extends ServiceError {
   }
 }
 
+/**
+ * True when the handler runs on AWS Lambda, which sets AWS_LAMBDA_FUNCTION_NAME in every function's
+ * environment (Lambda developer guide, "Defined runtime environment variables"); `knock serve` runs
+ * the same handler on the user's own computer without it. Messages about the network use it to name
+ * the machine that has the problem.
+ */
+export function runsOnLambda(env: NodeJS.ProcessEnv = process.env): boolean {
+  return (env.AWS_LAMBDA_FUNCTION_NAME ?? "").trim() !== "";
+}
+
+/** How the egress proxy failed to reach a destination (egress-proxy.ts records each). */
+export type UnreachableReason = "does not resolve" | "network unreachable" | "refused the connection" | "did not answer";
+
+/** Adobe's activation server (libgourou's ACS_SERVER), which every new device is activated with. */
+const ADOBE_ACTIVATION_HOST = "adeactivate.adobe.com";
+
+/**
+ * 502: a converter tool failed because the egress proxy could not reach a host: its name did not
+ * resolve, or no connection to it could be made. Named, so the caller learns which host and that the
+ * problem is the network where the converter runs, not the ACSM or a server that answered.
+ */
+export class UnreachableHostError extends UpstreamError {
+  constructor(host: string, reason: UnreachableReason, env: NodeJS.ProcessEnv = process.env) {
+    const onLambda = runsOnLambda(env);
+    const what = host === ADOBE_ACTIVATION_HOST ? `${host} (Adobe's activation server)` : host;
+    const where = onLambda ? "The service" : "This machine";
+    const message =
+      reason === "does not resolve" || reason === "network unreachable"
+        ? `${where} has no route to ${what}: ${reason === "does not resolve" ? "the name does not resolve" : "the network is unreachable"}. ` +
+          (onLambda
+            ? "Try again later; if it keeps failing, the function's network has no internet access."
+            : "Check this machine's internet connection and DNS, then try again.")
+        : `${what} ${reason === "refused the connection" ? "refused the connection" : "did not answer the connection"}: its server may be down. Try again later.`;
+    super(message, { unreachable_host: host, unreachable_reason: reason });
+  }
+}
+
 /** 504: a converter tool ran out of the invocation's time and was stopped. */
 export class ToolTimeoutError extends ServiceError {
   constructor(tool: string, limitMs: number) {
@@ -181,10 +218,41 @@ export class ToolTimeoutError extends ServiceError {
   }
 }
 
-/** 500 with a stated cause: the image lacks a converter tool. */
+/**
+ * 500 with a stated cause: the image lacks a converter tool. The message is the cloud's; `knock
+ * serve` words it for its tools folder (client/serve/local-service.ts), which `tool` lets it do.
+ */
 export class ToolMissingError extends ServiceError {
   constructor(tool: string) {
-    super(500, "ConverterMissing", `The converter tool ${tool} is missing from the deployment image.`);
+    super(
+      500,
+      "ConverterMissing",
+      `The converter tool ${tool} is missing from the function's image: the image build must install it (lambda/Dockerfile); fix it and deploy again with pulumi up.`,
+      { tool },
+    );
+  }
+}
+
+/** Files people send instead of the ACSM, as {@link otherFileKind} in acsm.ts tells them. */
+export type OtherFileKind = "PDF" | "EPUB" | "zip" | "HTML";
+
+const OTHER_FILE: Readonly<Record<OtherFileKind, string>> = {
+  PDF: "This is a PDF, not an ACSM file",
+  EPUB: "This is an EPUB, not an ACSM file",
+  zip: "This is a zip archive, not an ACSM file",
+  HTML: "This is a web page (HTML), not an ACSM file: the download may have saved the shop's page instead of the file",
+};
+
+/**
+ * 400 BadRequest: the body is a book, an archive or a web page, not the ACSM. Said in those words,
+ * because "not well-formed XML" means nothing to someone who picked the PDF from their downloads;
+ * `detected` names the kind for clients that word it themselves (the page, knock).
+ */
+export class NotAnAcsmError extends BadRequestError {
+  constructor(kind: OtherFileKind) {
+    super(`${OTHER_FILE[kind]}. Send the .acsm file the shop or library gave you: a small file (a few KB) that the service downloads the book with.`, {
+      detected: kind,
+    });
   }
 }
 

@@ -64,6 +64,8 @@ const SCRIPT = String.raw`
   var SECTIONS = ["need-token", "iam", "choose", "working", "done", "failed"];
   var timer = null;
   var view = "", loansShown = false, loansSeq = 0;
+  // The loan the result card speaks of, so that returning it updates the card too.
+  var cardLoan = null;
 
   function $(id) { return document.getElementById(id); }
   function store() { try { return window.localStorage; } catch (e) { return null; } }
@@ -134,8 +136,8 @@ const SCRIPT = String.raw`
     fetch("/", { headers: headers(false), cache: "no-store" }).then(readAnswer).then(function (a) {
       if (accessProblem(a)) return;
       if (a.status === 200 && a.body.status === "ok") { show("choose", false); loadLoans(); return; }
-      fail(a);
-    }, function () { failText("Could not reach the service. Check your connection and reload the page."); });
+      fail(a, probe, false);
+    }, function () { failText("Could not reach the service. Check your connection, then try again.", probe); });
   }
 
   function formatBytes(n) {
@@ -153,31 +155,68 @@ const SCRIPT = String.raw`
     return isNaN(d.getTime()) ? iso : d.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
   }
 
+  // What a file that is not an ACSM is, from its first bytes: the signatures the service checks
+  // (lambda/src/acsm.ts, otherFileKind): %PDF-, a zip (an EPUB's first entry is its mimetype), HTML.
+  function otherFileKind(start) {
+    var t = start.replace(/^\uFEFF/, "").replace(/^\s+/, "");
+    if (t.indexOf("%PDF-") === 0) return "PDF";
+    if (t.indexOf("PK\u0003\u0004") === 0) return t.slice(0, 256).indexOf("mimetypeapplication/epub+zip") >= 0 ? "EPUB" : "zip";
+    var body = t.replace(/^<\?xml[^>]*\?>\s*/i, "");
+    if (/^<!doctype\s+html[\s>]/i.test(body) || /^<html[\s>]/i.test(body)) return "HTML";
+    return "";
+  }
+  var OTHER_FILE = { PDF: "a PDF", EPUB: "an EPUB book", zip: "a zip archive", HTML: "a web page (the download may have saved the shop\u2019s page instead of the file)" };
+  function notAnAcsm(name, kind) {
+    return (name ? quote(name) + " is " : "This is ") + OTHER_FILE[kind] + ", not an ACSM file. Choose the .acsm file the shop or library gave you: a small file (a few KB) that the service downloads the book with.";
+  }
+
   // Plain words for the service's error answers (docs/api.md, "Errors").
   function explain(a) {
     var b = a.body, type = b.error_type;
     if (type === "AcsmExpired") {
-      return "This ACSM expired on " + formatDate(b.expired_at) + " (" + b.expired_at + "). An ACSM works only for a limited time: download a fresh one from the shop or library and try again.";
+      return "This ACSM expired on " + formatDate(b.expired_at) + " (" + b.expired_at + "). An ACSM works only for a limited time: download a fresh one from the shop or library, then choose that one.";
     }
     if (type === "DeviceLimitReached") {
       return "The shop or library refused: too many devices have already been used with this book or account. Retrying will not help. Ask the library (or shop) to reset your device count, or to issue the loan again, then download a new ACSM.";
     }
+    if (type === "BadRequest" && OTHER_FILE[b.detected]) return notAnAcsm(a.filename, b.detected);
     if (type === "InvalidAcsmUrl") return (b.error || "That address could not be used.") + " Download the .acsm file yourself and choose the file instead.";
+    // The XML parser's words ("3:8: text data outside of root node") help no one choosing a file.
+    if (type === "BadRequest" && b.xml_error) return "This file is not an ACSM the service can read: it is damaged, or another kind of file. Choose the .acsm file the shop or library gave you, or download it again.";
     if (type === "BadRequest" || type === "PayloadTooLarge") return (b.error || "") + " Check that you chose the .acsm file the shop or library gave you.";
-    if (type === "UpstreamError") return (b.error || "") + " The shop's or Adobe's server failed; try again later.";
+    // A host the service cannot reach: its message names it and says what to do.
+    if (type === "UpstreamError" && b.unreachable_host) return b.error || "";
+    if (type === "UpstreamError") return (b.error || "") + " The shop\u2019s or Adobe\u2019s server failed; try again later.";
     if (b.error) return b.error;
     if (b.Message) return "The service failed (" + b.Message + "). Try again in a moment.";
     return "The service answered HTTP " + a.status + ". Try again in a moment.";
   }
 
+  // Whether sending the same request again can succeed: not for the request's own faults (4xx: a
+  // bad or expired ACSM, a device limit, a refused type) nor for a deployment that lacks its tools or
+  // settings; yes for a failed or unreachable server, a timeout, a throttled or lost connection.
+  function retryable(a) {
+    var type = a.body.error_type;
+    if (type === "ConverterMissing" || type === "Misconfigured") return false;
+    return a.status >= 500 || a.status === 429 || a.status === 0;
+  }
+
   function stopTimer() { if (timer) { clearInterval(timer); timer = null; } }
-  function failText(text) {
+  // The failure card. "Try again" only where a retry can help (it then runs again); "Choose another
+  // file" after a conversion no retry can fix; neither when only the service's owner can fix it.
+  var again = null;
+  // The service's messages are ASCII ("Adobe's"); the page's own words use typographic apostrophes.
+  function typographic(text) { return String(text).replace(/(\w)'(\w)/g, "$1\u2019$2"); }
+  function failText(text, retry, choose) {
     stopTimer();
-    $("error-text").textContent = text;
+    again = retry || null;
+    $("error-text").textContent = typographic(text);
+    $("retry").hidden = !again;
+    $("choose-again").hidden = !!again || !choose;
     show("failed", true);
   }
-  function fail(a) {
-    failText(explain(a) + (a.body.request_id ? " (request id " + a.body.request_id + ")" : ""));
+  function fail(a, retry, choose) {
+    failText(explain(a) + (a.body.request_id ? " (request id " + a.body.request_id + ")" : ""), retryable(a) ? retry : null, choose);
   }
 
   function loadRecent() {
@@ -208,6 +247,7 @@ const SCRIPT = String.raw`
 
   function convert(body) {
     var started = Date.now();
+    var sendAgain = function () { convert(body); };
     var tick = function () { $("progress").textContent = "Converting\u2026 " + Math.floor((Date.now() - started) / 1000) + " s"; };
     tick();
     show("working", false);
@@ -217,7 +257,8 @@ const SCRIPT = String.raw`
       stopTimer();
       if (accessProblem(a)) return;
       var file = a.body.output_files && a.body.output_files[0];
-      if (a.status !== 200 || !file) { fail(a); return; }
+      a.filename = body.filename;
+      if (a.status !== 200 || !file) { fail(a, sendAgain, true); return; }
       var title = file.filename.replace(/\.(epub|pdf)$/i, "");
       $("book-title").textContent = title;
       $("book-meta").textContent = (/\.pdf$/i.test(file.filename) ? "PDF" : "EPUB") + ", " + formatBytes(file.size_bytes);
@@ -227,6 +268,7 @@ const SCRIPT = String.raw`
       link.setAttribute("aria-label", "Download " + file.filename);
       $("expires").textContent = "The link works until " + formatTime(file.expires_at) + ".";
       var loan = a.body.loan;
+      cardLoan = loan ? loan.id : null;
       $("book-loan").textContent = loan ? loanText(loan) : "";
       $("book-loan").hidden = !loan;
       if (loan) loadLoans();
@@ -235,7 +277,7 @@ const SCRIPT = String.raw`
       saveRecent(list);
       renderRecent();
       show("done", true);
-    }, function () { failText("The connection to the service was lost. Check your connection and try again."); });
+    }, function () { failText("The connection to the service was lost. Check your connection, then try again.", sendAgain); });
   }
 
   // Library loans (docs/api.md, "Library loans"): listed from GET /loans, returned early with an
@@ -254,7 +296,7 @@ const SCRIPT = String.raw`
   function syncLoans() { $("loans").hidden = !loansShown || view === "" || view === "need-token" || view === "iam"; }
   function note(text, bad) {
     var n = $("loan-note");
-    n.textContent = text;
+    n.textContent = typographic(text);
     n.className = bad ? "bad" : "";
     if (text) loansShown = true;
     syncLoans();
@@ -283,7 +325,7 @@ const SCRIPT = String.raw`
     if (l.error) {
       li.appendChild(el("strong", "", "Unreadable loan"));
       li.appendChild(el("p", "muted", "Saved " + formatTime(l.stored_at)));
-      li.appendChild(el("p", "", l.error + " It cannot be returned from here; the loan ends on its own."));
+      li.appendChild(el("p", "", typographic(l.error) + " It cannot be returned from here; the loan ends on its own."));
       return li;
     }
     var title = l.title || "Untitled loan";
@@ -331,7 +373,10 @@ const SCRIPT = String.raw`
     var done = function (text, bad) { note(text, bad); $("loans-h").focus(); loadLoans(); };
     fetch("/loans/" + encodeURIComponent(id) + "/return", { method: "POST", headers: headers(false), cache: "no-store" }).then(readAnswer).then(function (a) {
       if (accessProblem(a)) return;
-      if (a.status === 200) done(a.body.message || "Returned " + quote(title) + " to the library.", false);
+      if (a.status === 200) {
+        if (cardLoan === id) { $("book-loan").textContent = "You returned this loan to the library."; cardLoan = null; }
+        done("Returned " + quote(title) + " to the library.", false);
+      }
       else done(explainReturn(a, quote(title)), true);
     }, function () { done("The connection to the service was lost: " + quote(title) + " may not have been returned. The list shows what the service has now.", true); });
   }
@@ -345,6 +390,7 @@ const SCRIPT = String.raw`
     if (type === "NoSuchLoan") return t + " is no longer stored: it was already returned or removed.";
     if (type === "ReturnInProgress") return t + " is being returned by another request right now; look at this list again in a minute.";
     if (type === "InvalidLoanToken") return "The saved loan of " + t + " cannot be read, so it cannot be returned; it ends on its own.";
+    if (type === "UpstreamError" && b.unreachable_host) return b.error + " " + t + " was not returned." + rid;
     if (type === "UpstreamError") return "The library\u2019s server failed or could not be reached; " + t + " was not returned. Try again later." + rid;
     if (type === "ConversionTimeout") return "The library\u2019s server took too long to answer; " + t + " was not returned. Try again later." + rid;
     return explain(a) + rid;
@@ -352,18 +398,32 @@ const SCRIPT = String.raw`
 
   function convertFile(file) {
     if (!file) return;
-    if (file.size > 262144) { failText(file.name + " is " + formatBytes(file.size) + ": an .acsm file is a few KB. Choose the .acsm the shop or library gave you."); return; }
-    file.text().then(function (text) {
-      convert({ acsm_content: text, filename: file.name });
-    }, function () { failText("Could not read " + file.name + "."); });
+    if (file.size > 262144) { failText(quote(file.name) + " is " + formatBytes(file.size) + ": an .acsm file is a few KB. Choose the .acsm file the shop or library gave you.", null, true); return; }
+    var unreadable = function () { failText("Could not read " + quote(file.name) + ". Choose it again, or another file.", null, true); };
+    // A book, an archive or a web page is said to be one before anything is sent.
+    file.slice(0, 512).arrayBuffer().then(function (head) {
+      var kind = otherFileKind(String.fromCharCode.apply(null, Array.prototype.slice.call(new Uint8Array(head))));
+      if (kind) { failText(notAnAcsm(file.name, kind), null, true); return; }
+      file.text().then(function (text) {
+        convert({ acsm_content: text, filename: file.name });
+      }, unreadable);
+    }, unreadable);
+  }
+
+  // A field's hint: an error in the error colour, marked on the field for screen readers.
+  function hint(id, field, text) {
+    $(id).textContent = text;
+    $(id).className = text ? "bad" : "muted";
+    if (text) $(field).setAttribute("aria-invalid", "true");
+    else $(field).removeAttribute("aria-invalid");
   }
 
   $("file").addEventListener("change", function () { convertFile(this.files && this.files[0]); this.value = ""; });
   $("url-form").addEventListener("submit", function (e) {
     e.preventDefault();
     var url = $("acsm-url").value.trim();
-    if (!/^https:\/\//i.test(url)) { $("url-hint").textContent = "Paste an address starting with https://"; $("acsm-url").focus(); return; }
-    $("url-hint").textContent = "";
+    if (!/^https:\/\//i.test(url)) { hint("url-hint", "acsm-url", "Paste an address starting with https://"); $("acsm-url").focus(); return; }
+    hint("url-hint", "acsm-url", "");
     convert({ acsm_url: url });
   });
   var drop = $("drop");
@@ -371,12 +431,13 @@ const SCRIPT = String.raw`
   ["dragleave", "drop"].forEach(function (t) { drop.addEventListener(t, function () { drop.classList.remove("over"); }); });
   drop.addEventListener("drop", function (e) { e.preventDefault(); convertFile(e.dataTransfer && e.dataTransfer.files[0]); });
   $("again").addEventListener("click", function () { show("choose", false); $("file").focus(); });
-  $("retry").addEventListener("click", function () { probe(); });
+  $("retry").addEventListener("click", function () { if (again) again(); });
+  $("choose-again").addEventListener("click", function () { show("choose", false); $("file").focus(); });
   $("token-form").addEventListener("submit", function (e) {
     e.preventDefault();
     var t = adoptLink($("link").value.trim());
-    if (!t) { $("link-hint").textContent = "That is not an access link: it ends with #token=\u2026"; $("link").focus(); return; }
-    $("link-hint").textContent = "";
+    if (!t) { hint("link-hint", "link", "That is not an access link: it ends with #token=\u2026"); $("link").focus(); return; }
+    hint("link-hint", "link", "");
     $("link").value = "";
     setToken(t);
     probe();
@@ -407,7 +468,7 @@ const MARKUP_BODY = `</style>
 <section id="need-token" hidden aria-labelledby="need-token-h">
   <h2 id="need-token-h" tabindex="-1">Open your access link</h2>
   <p id="token-why" hidden></p>
-  <p>This service is private: it works only from its access link. On the computer you deployed it from, run <code>npx knock open</code> and scan the QR code with this phone, or open the link it prints.</p>
+  <p>This service is private: it works only from its access link. On the computer you deployed it from, run <code>npx knock open</code> and scan the QR code with this phone, or open the link it prints. For <code>knock serve</code>, open the link it printed when it started, or the one <code>npx knock open --url</code> prints with its address and <code>--token</code>.</p>
   <form id="token-form" novalidate>
     <label for="link">Or paste the access link</label>
     <input id="link" type="url" inputmode="url" autocomplete="off" autocapitalize="off" spellcheck="false" placeholder="https://\u2026/#token=\u2026" aria-describedby="link-hint">
@@ -448,7 +509,8 @@ const MARKUP_BODY = `</style>
 <section id="failed" hidden role="alert" aria-labelledby="failed-h">
   <h2 id="failed-h" tabindex="-1">That did not work</h2>
   <p id="error-text"></p>
-  <button id="retry" type="button">Try again</button>
+  <button id="retry" type="button" hidden>Try again</button>
+  <button id="choose-again" type="button" hidden>Choose another file</button>
 </section>
 <section id="loans" hidden aria-labelledby="loans-h">
   <h2 id="loans-h" tabindex="-1">My loans</h2>

@@ -3,10 +3,12 @@ import {
   BadRequestError,
   JSON_CONTENT_TYPE,
   MethodNotAllowedError,
+  NotAnAcsmError,
   NotFoundError,
   PayloadTooLargeError,
   UnsupportedMediaTypeError,
 } from "./errors";
+import { otherFileKind } from "./acsm";
 
 /**
  * Largest request body accepted (decoded). ACSM files are a few KB of XML; anything this big is
@@ -151,6 +153,10 @@ export function parseBody(body: string, form: BodyForm = "json-or-acsm-file"): P
   if (text === "") {
     throw new BadRequestError('Empty request body: POST the ACSM file, or JSON {"acsm_content": "..."} or {"acsm_url": "https://..."}.');
   }
+  // The book, an archive or a web page instead of the ACSM: said as such under any accepted label,
+  // before it would be called "neither JSON nor an ACSM file" or "not well-formed XML".
+  const other = otherFileKind(text.slice(0, 512));
+  if (other !== undefined) throw new NotAnAcsmError(other);
   if (text.startsWith("<")) {
     return { kind: "convert", source: { kind: "content", content: text }, filename: undefined };
   }

@@ -115,10 +115,11 @@ describe("knock open and knock convert with a token (real processes)", () => {
     expect(run.stderr).toMatch(/[▄▀█]{7}/);
   });
 
-  it("knock open without a stack says how to get an access link, and exits 1", async () => {
+  it("knock open without the Pulumi CLI says so, and how to make the link by hand, and exits 1", async () => {
     const run = await knock(["open"]);
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain("pulumi config set function_url_auth TOKEN");
+    expect(run.stderr).toContain("pulumi is not installed (not found on PATH)");
+    expect(run.stderr).toContain("knock open --url URL --token TOKEN");
   });
 
   it("knock convert --token converts; without the token the service's 401 names the fix", async () => {

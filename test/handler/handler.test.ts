@@ -345,9 +345,10 @@ describe("converter and distributor failures", () => {
   });
 
   it.each([
-    // Through the egress proxy libcurl cannot see the DNS failure: the proxy answers the CONNECT
-    // with 502, which libcurl reports as a receive error (lib/http_proxy.c).
-    ["a network failure (0x500b)", "https://acs.unreachable.invalid/fulfillment", /Failure when receiving data from the peer/],
+    // Through the egress proxy libcurl cannot see the DNS failure (the proxy answers the CONNECT with
+    // 502, a receive error to libcurl, lib/http_proxy.c), but the proxy knows the host did not
+    // resolve, and the answer names it.
+    ["a network failure (0x500b)", "https://acs.unreachable.invalid/fulfillment", /This machine has no route to acs\.unreachable\.invalid: the name does not resolve\./],
     ["an HTTP failure (0x5011)", "https://acs.example-shop.test/fulfillment?http_status=503", /HTTP Error code 503/],
     ["another ADEPT server error (0x1003)", "https://acs.example-shop.test/fulfillment?adept_error=E_ADEPT_DISTRIBUTOR_AUTH", /E_ADEPT_DISTRIBUTOR_AUTH/],
   ])("answers 502 for %s", async (_name, operatorURL, message) => {

@@ -276,7 +276,7 @@ describe.skipIf(missing !== undefined)("the page in Chromium, against knock serv
     // The service's own message, in a polite live region; the refreshed list is empty.
     const note = myLoans.locator("#loan-note");
     await note.filter({ hasText: "Returned" }).waitFor();
-    expect(await note.textContent()).toBe('Returned "The Time Machine" to the library.');
+    expect(await note.textContent()).toBe("Returned \u201cThe Time Machine\u201d to the library.");
     expect(await note.getAttribute("aria-live")).toBe("polite");
     await myLoans.getByText("No library loans.").waitFor();
     expect(await myLoans.getByRole("listitem").count()).toBe(0);
