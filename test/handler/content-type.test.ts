@@ -3,56 +3,21 @@
 // from before the rule); anything else — above all the three types a page on another site may send
 // without a CORS preflight — is 415 before the body is even decoded. The real handler, a real
 // S3-protocol server on 127.0.0.1, the libgourou stand-ins; Function URL events as requests make them.
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { createHandler } from "../../lambda/src/handler";
-import { loadConfig } from "../../lambda/src/config";
 import { bodyForm } from "../../lambda/src/request";
 import { UnsupportedMediaTypeError } from "../../lambda/src/errors";
-import {
-  fakeContext,
-  handlerEnv,
-  makeAcsm,
-  standinEnv,
-  startFakeDistributor,
-  startLocalS3,
-  testEgress,
-  type FakeDistributor,
-  type LocalS3,
-} from "./harness";
+import { fakeContext, handlerWorld, makeAcsm } from "./harness";
 import { functionUrlEvent } from "./browser-events";
 
-let s3: LocalS3;
-let distributor: FakeDistributor;
-let stateDir: string;
-const savedEnv = { ...process.env };
-const logs: string[] = [];
-const scratch: string[] = [];
-
-beforeAll(async () => {
-  s3 = await startLocalS3();
-  distributor = await startFakeDistributor();
-  stateDir = mkdtempSync(join(tmpdir(), "knock-adept-state-"));
-  Object.assign(process.env, handlerEnv(s3, { FAKE_ADEPT_STATE_DIR: stateDir }));
-});
-
-afterAll(async () => {
-  await s3.close();
-  await distributor.close();
-  for (const dir of [stateDir, ...scratch]) rmSync(dir, { recursive: true, force: true });
-  process.env = savedEnv;
-});
+const world = handlerWorld();
 
 /** One warm container of the real handler for the whole file. */
 let handle: ReturnType<typeof createHandler> | undefined;
 function service(): ReturnType<typeof createHandler> {
-  if (handle === undefined) {
-    const tmpRoot = mkdtempSync(join(tmpdir(), "knock-container-"));
-    scratch.push(tmpRoot);
-    handle = createHandler({ config: loadConfig(), tmpRoot, egress: testEgress(distributor), toolEnv: standinEnv, logSink: (l) => logs.push(l) });
-  }
+  handle ??= world.container();
   return handle;
 }
 
@@ -94,7 +59,7 @@ describe("the raw ACSM file", () => {
     const res = await post("application/octet-stream", JSON.stringify({ acsm_url: "https://shop.example.test/loan.acsm" }), true);
     expect(res.statusCode).toBe(400);
     expect(body(res).error).toBe("The body is JSON, but its Content-Type says it is the ACSM file: send JSON with Content-Type: application/json.");
-    expect(logs.some((l) => l.includes("conversion requested") && l.includes('"source":"url"'))).toBe(false);
+    expect(world.logs.some((l) => l.includes("conversion requested") && l.includes('"source":"url"'))).toBe(false);
   });
 
   it("hands other text under an ACSM type to the token check, which answers 400", async () => {
@@ -135,7 +100,7 @@ describe("other content types are 415", () => {
     ["application/json, text/plain", false], // two labels joined by payload 2.0
     ["image/png", true],
   ])("%s", async (contentType, base64) => {
-    const before = logs.length;
+    const before = world.logs.length;
     const res = await post(contentType, makeAcsm(), base64);
     expect(res.statusCode).toBe(415);
     expect(res.headers["accept-post"]).toBe("application/vnd.adobe.adept+xml, application/xml, text/xml, application/octet-stream, application/json");
@@ -145,7 +110,7 @@ describe("other content types are 415", () => {
       content_type: contentType,
       accepted_content_types: ["application/vnd.adobe.adept+xml", "application/xml", "text/xml", "application/octet-stream", "application/json"],
     });
-    expect(logs.slice(before).some((l) => l.includes("conversion requested"))).toBe(false);
+    expect(world.logs.slice(before).some((l) => l.includes("conversion requested"))).toBe(false);
   });
 
   it("names what is accepted and the curl flag for a raw file", async () => {

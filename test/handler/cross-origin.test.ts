@@ -4,58 +4,18 @@
 // converted, fetched, returned or forgotten. The real handler, a real S3-protocol server on
 // 127.0.0.1, the libgourou stand-ins; the events are Function URL events as the requests produce them.
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createHandler, createS3Client } from "../../lambda/src/handler";
+import { describe, expect, it } from "vitest";
 import { loadConfig, type HandlerConfig } from "../../lambda/src/config";
 import { refuseCrossOrigin } from "../../lambda/src/cross-origin";
 import { CrossOriginRequestError } from "../../lambda/src/errors";
-import { s3LoanStore, type LoanStore } from "../../lambda/src/loan-store";
-import {
-  DEVICE_BUCKET,
-  OUTPUT_BUCKET,
-  fakeContext,
-  handlerEnv,
-  makeAcsm,
-  standinEnv,
-  startFakeDistributor,
-  startLocalS3,
-  testEgress,
-  type FakeDistributor,
-  type LocalS3,
-} from "./harness";
+import { OUTPUT_BUCKET, fakeContext, handlerWorld, makeAcsm } from "./harness";
 import { FUNCTION_HOST, OWN_ORIGIN, fromPage, functionUrlEvent } from "./browser-events";
 
-let s3: LocalS3;
-let distributor: FakeDistributor;
-let loanStore: LoanStore;
-let stateDir: string;
-const savedEnv = { ...process.env };
-const logs: string[] = [];
-const scratch: string[] = [];
-
-beforeAll(async () => {
-  s3 = await startLocalS3();
-  distributor = await startFakeDistributor();
-  stateDir = mkdtempSync(join(tmpdir(), "knock-adept-state-"));
-  Object.assign(process.env, handlerEnv(s3, { FAKE_ADEPT_STATE_DIR: stateDir }));
-  loanStore = s3LoanStore(createS3Client(loadConfig()), DEVICE_BUCKET);
-});
-
-afterAll(async () => {
-  await s3.close();
-  await distributor.close();
-  for (const dir of [stateDir, ...scratch]) rmSync(dir, { recursive: true, force: true });
-  process.env = savedEnv;
-});
+const world = handlerWorld();
 
 /** A fresh (cold) container of the real handler, configured from the environment. */
 function coldContainer(config: HandlerConfig = loadConfig()) {
-  const tmpRoot = mkdtempSync(join(tmpdir(), "knock-container-"));
-  scratch.push(tmpRoot);
-  return createHandler({ config, tmpRoot, egress: testEgress(distributor), toolEnv: standinEnv, logSink: (l) => logs.push(l) });
+  return world.container({ config });
 }
 
 function body(res: { body: string }): Record<string, unknown> {
@@ -64,25 +24,25 @@ function body(res: { body: string }): Record<string, unknown> {
 
 /** Objects the output bucket holds for this request id (S3 ListObjectsV2): a conversion stores its book there. */
 async function storedBooks(requestId: string): Promise<string[]> {
-  const res = await fetch(`${s3.endpoint}/${OUTPUT_BUCKET}?list-type=2&prefix=${encodeURIComponent(`converted/${requestId}/`)}`);
+  const res = await fetch(`${world.s3.endpoint}/${OUTPUT_BUCKET}?list-type=2&prefix=${encodeURIComponent(`converted/${requestId}/`)}`);
   expect(res.status).toBe(200);
   return [...(await res.text()).matchAll(/<Key>([^<]*)<\/Key>/g)].map((m) => m[1]);
 }
 
 /** What a request left behind: books stored, log records of its work, connections to the distributor. */
 async function traces(requestId: string, logsBefore: number, hitsBefore: number) {
-  const records = logs.slice(logsBefore).map((l) => JSON.parse(l) as { message: string; request_id: string });
+  const records = world.logs.slice(logsBefore).map((l) => JSON.parse(l) as { message: string; request_id: string });
   return {
     books: await storedBooks(requestId),
     work: records.filter((r) => r.request_id === requestId && /conversion requested|egress|activat/.test(r.message)).map((r) => r.message),
-    distributorHits: distributor.hits.length - hitsBefore,
+    distributorHits: world.distributor.hits.length - hitsBefore,
   };
 }
 
 /** A stored loan (the token as acsmdownloader writes it) and its id. */
 async function storedLoan(title: string): Promise<string> {
   const id = createHash("sha1").update(title).digest("hex").slice(0, 16);
-  await loanStore.put(
+  await world.loanStore.put(
     id,
     `<?xml version="1.0"?>\n<loanToken>\n  <id>urn:uuid:${id}</id>\n  <operatorURL>https://acs.library.test/fulfillment</operatorURL>\n` +
       `  <validity>2099-01-01T00:00:00+00:00</validity>\n  <name>${title}</name>\n</loanToken>\n`,
@@ -109,7 +69,7 @@ describe("state-changing requests from other pages are refused", () => {
   ])("%s: 403 CrossOriginRequest, and nothing is converted", async (_, headers) => {
     const handle = coldContainer();
     const context = fakeContext();
-    const [logsBefore, hitsBefore] = [logs.length, distributor.hits.length];
+    const [logsBefore, hitsBefore] = [world.logs.length, world.distributor.hits.length];
     const payload = headers["content-type"] === "application/json" ? JSON.stringify({ acsm_content: ACSM() }) : ACSM();
     const res = await handle(functionUrlEvent({ method: "POST", headers, body: payload }), context);
     expect(res.statusCode).toBe(403);
@@ -136,15 +96,15 @@ describe("state-changing requests from other pages are refused", () => {
   it("a foreign page can neither return nor forget a loan: it stays stored", async () => {
     const handle = coldContainer();
     const id = await storedLoan("Kept Loan");
-    const [logsBefore, hitsBefore] = [logs.length, distributor.hits.length];
+    const [logsBefore, hitsBefore] = [world.logs.length, world.distributor.hits.length];
     const returned = await handle(functionUrlEvent({ method: "POST", path: `/loans/${id}/return`, headers: fromPage(ATTACKER, "cross-site") }), fakeContext());
     const forgotten = await handle(functionUrlEvent({ method: "DELETE", path: `/loans/${id}`, headers: { origin: "null" } }), fakeContext());
     expect([returned.statusCode, forgotten.statusCode]).toEqual([403, 403]);
     expect([body(returned).error_type, body(forgotten).error_type]).toEqual(["CrossOriginRequest", "CrossOriginRequest"]);
-    expect((await loanStore.get(id))?.xml).toContain("<name>Kept Loan</name>");
-    expect(distributor.hits.length - hitsBefore).toBe(0);
-    expect(logs.slice(logsBefore).some((l) => l.includes('"message":"egress"'))).toBe(false);
-    await loanStore.removeIfUnchanged(id, (await loanStore.get(id))!.etag);
+    expect((await world.loanStore.get(id))?.xml).toContain("<name>Kept Loan</name>");
+    expect(world.distributor.hits.length - hitsBefore).toBe(0);
+    expect(world.logs.slice(logsBefore).some((l) => l.includes('"message":"egress"'))).toBe(false);
+    await world.loanStore.removeIfUnchanged(id, (await world.loanStore.get(id))!.etag);
   });
 
   it("refuses any method that is not GET, HEAD or OPTIONS, whatever the route would have said", async () => {
@@ -191,7 +151,7 @@ describe("what still works", () => {
     const res = await handle(functionUrlEvent({ method: "POST", path: `/loans/${id}/return`, headers: fromPage(OWN_ORIGIN, "same-origin") }), fakeContext());
     expect(res.statusCode).toBe(200);
     expect(body(res)).toMatchObject({ returned: true, loan: { id } });
-    expect(await loanStore.get(id)).toBeUndefined();
+    expect(await world.loanStore.get(id)).toBeUndefined();
   });
 
   it("reads from other pages are answered (the browser keeps the answer from them unless CORS allows it)", async () => {
@@ -216,7 +176,7 @@ describe("in TOKEN mode a simple cross-origin request cannot get past the token"
     "a %s form post from another site without Authorization is 401, and nothing is converted",
     async (contentType) => {
       const context = fakeContext();
-      const [logsBefore, hitsBefore] = [logs.length, distributor.hits.length];
+      const [logsBefore, hitsBefore] = [world.logs.length, world.distributor.hits.length];
       // A simple request cannot carry Authorization: it is not a CORS-safelisted request-header.
       const res = await coldContainer(tokenConfig())(functionUrlEvent({ method: "POST", headers: { ...fromPage(ATTACKER, "cross-site"), "content-type": contentType }, body: ACSM() }), context);
       expect(res.statusCode).toBe(401);
@@ -228,7 +188,7 @@ describe("in TOKEN mode a simple cross-origin request cannot get past the token"
 
   it("even a foreign page that has the token is refused: 403, nothing converted", async () => {
     const context = fakeContext();
-    const [logsBefore, hitsBefore] = [logs.length, distributor.hits.length];
+    const [logsBefore, hitsBefore] = [world.logs.length, world.distributor.hits.length];
     const res = await coldContainer(tokenConfig())(
       functionUrlEvent({ method: "POST", headers: { ...fromPage(ATTACKER, "cross-site"), "content-type": "application/json", authorization: `Bearer ${TOKEN}` }, body: JSON.stringify({ acsm_content: ACSM() }) }),
       context,

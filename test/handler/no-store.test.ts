@@ -4,54 +4,16 @@
 // hashes travel in the same response as the body they hash, and every use asks the service first.
 // The real handler, a real S3-protocol server on 127.0.0.1, the libgourou stand-ins.
 import { createHash } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { createHandler, createS3Client, type HandlerDeps, type HandlerResult } from "../../lambda/src/handler";
+import { describe, expect, it, vi } from "vitest";
+import type { createHandler, HandlerDeps, HandlerResult } from "../../lambda/src/handler";
 import { loadConfig, type HandlerConfig } from "../../lambda/src/config";
-import { s3LoanStore, type LoanStore } from "../../lambda/src/loan-store";
-import {
-  DEVICE_BUCKET,
-  fakeContext,
-  handlerEnv,
-  makeAcsm,
-  standinEnv,
-  startFakeDistributor,
-  startLocalS3,
-  testEgress,
-  type FakeDistributor,
-  type LocalS3,
-} from "./harness";
+import { fakeContext, handlerWorld, makeAcsm } from "./harness";
 import { functionUrlEvent, type WireRequest } from "./browser-events";
 
-let s3: LocalS3;
-let distributor: FakeDistributor;
-let loanStore: LoanStore;
-let stateDir: string;
-const savedEnv = { ...process.env };
-const scratch: string[] = [];
-
-beforeAll(async () => {
-  s3 = await startLocalS3();
-  distributor = await startFakeDistributor();
-  stateDir = mkdtempSync(join(tmpdir(), "knock-adept-state-"));
-  Object.assign(process.env, handlerEnv(s3, { FAKE_ADEPT_STATE_DIR: stateDir }));
-  loanStore = s3LoanStore(createS3Client(loadConfig()), DEVICE_BUCKET);
-});
-
-afterAll(async () => {
-  await s3.close();
-  await distributor.close();
-  for (const dir of [stateDir, ...scratch]) rmSync(dir, { recursive: true, force: true });
-  process.env = savedEnv;
-});
-
-function container(extra: Partial<HandlerDeps> = {}) {
-  const tmpRoot = mkdtempSync(join(tmpdir(), "knock-container-"));
-  scratch.push(tmpRoot);
-  return createHandler({ config: loadConfig(), tmpRoot, egress: testEgress(distributor), toolEnv: standinEnv, logSink: () => undefined, ...extra });
-}
+const world = handlerWorld();
+const container = (deps: Partial<HandlerDeps> = {}) => world.container({ logSink: () => undefined, ...deps });
 
 const json = (contentType = "application/json") => ({ "content-type": contentType });
 const request = (handle: ReturnType<typeof createHandler>, wire: WireRequest) => handle(functionUrlEvent(wire), fakeContext());
@@ -90,7 +52,7 @@ describe("every JSON answer is no-store", () => {
     expectNoStore(list, 200);
     expect(JSON.parse(list.body).loans.map((l: { id: string }) => l.id)).toContain(id);
     expectNoStore(await request(handle, { method: "POST", path: `/loans/${id}/return` }), 200);
-    await loanStore.put("abcdefabcdefabcd", "<loanToken><id>urn:uuid:x</id><name>To Forget</name></loanToken>");
+    await world.loanStore.put("abcdefabcdefabcd", "<loanToken><id>urn:uuid:x</id><name>To Forget</name></loanToken>");
     expectNoStore(await request(handle, { method: "DELETE", path: "/loans/abcdefabcdefabcd" }), 200);
   });
 
