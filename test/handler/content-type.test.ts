@@ -9,7 +9,8 @@ import { describe, expect, it } from "vitest";
 import { createHandler } from "../../lambda/src/handler";
 import { bodyForm } from "../../lambda/src/request";
 import { UnsupportedMediaTypeError } from "../../lambda/src/errors";
-import { fakeContext, handlerWorld, makeAcsm } from "./harness";
+import { fakeContext, makeAcsm } from "./harness";
+import { handlerWorld } from "./world";
 import { functionUrlEvent } from "./browser-events";
 
 const world = handlerWorld();

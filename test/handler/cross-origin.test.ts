@@ -8,7 +8,8 @@ import { describe, expect, it } from "vitest";
 import { loadConfig, type HandlerConfig } from "../../lambda/src/config";
 import { refuseCrossOrigin } from "../../lambda/src/cross-origin";
 import { CrossOriginRequestError } from "../../lambda/src/errors";
-import { OUTPUT_BUCKET, fakeContext, handlerWorld, makeAcsm } from "./harness";
+import { OUTPUT_BUCKET, fakeContext, makeAcsm } from "./harness";
+import { handlerWorld } from "./world";
 import { FUNCTION_HOST, OWN_ORIGIN, fromPage, functionUrlEvent } from "./browser-events";
 
 const world = handlerWorld();

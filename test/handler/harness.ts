@@ -9,10 +9,6 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import S3rver from "s3rver";
-import { afterAll, beforeAll } from "vitest";
-import { createHandler, createS3Client, type HandlerDeps } from "../../lambda/src/handler";
-import { loadConfig } from "../../lambda/src/config";
-import { s3LoanStore, type LoanStore } from "../../lambda/src/loan-store";
 import { isPublicAddress } from "../../lambda/src/address-policy";
 
 export const TOOLS_DIR = resolve(__dirname, "../fixtures/libgourou/tools");
@@ -322,68 +318,4 @@ export function testEgress(distributor: { port: number }) {
 /** The stand-in's own settings (FAKE_ADEPT_*) from this process, for the tools' minimal environment. */
 export function standinEnv(): Record<string, string> {
   return Object.fromEntries(Object.entries(process.env).filter((e): e is [string, string] => e[0].startsWith("FAKE_ADEPT_") && e[1] !== undefined));
-}
-
-/** What {@link handlerWorld} sets up for one test file. */
-export interface HandlerWorld {
-  readonly s3: LocalS3;
-  readonly distributor: FakeDistributor;
-  /** The stand-in's server-side state (FAKE_ADEPT_STATE_DIR: activations, counters). */
-  readonly stateDir: string;
-  /** Every log line of every container made by {@link HandlerWorld.container}. */
-  readonly logs: string[];
-  /** The handler's own S3 loan store on the local server: the tests' view of the device bucket's loans. */
-  readonly loanStore: LoanStore;
-  /** A fresh (cold) container of the real handler, configured from the environment unless `deps` say otherwise. */
-  container(deps?: Partial<HandlerDeps>): ReturnType<typeof createHandler>;
-}
-
-/**
- * Registers, for the calling test file, the world the handler runs in: a local S3 server with S3's
- * conditional rules, a fake distributor behind the egress proxy, the stand-in's state folder and the
- * handler's environment — all removed again after the file's tests.
- */
-export function handlerWorld(): HandlerWorld {
-  const savedEnv = { ...process.env };
-  const scratch: string[] = [];
-  const logs: string[] = [];
-  let s3: LocalS3 | undefined;
-  let distributor: FakeDistributor | undefined;
-  let stateDir: string | undefined;
-  let loanStore: LoanStore | undefined;
-  const ready = <T>(value: T | undefined, name: string): T => {
-    if (value === undefined) throw new Error(`handlerWorld: ${name} is used before beforeAll ran`);
-    return value;
-  };
-
-  beforeAll(async () => {
-    s3 = await startLocalS3();
-    distributor = await startFakeDistributor();
-    stateDir = mkdtempSync(join(tmpdir(), "knock-adept-state-"));
-    Object.assign(process.env, handlerEnv(s3, { FAKE_ADEPT_STATE_DIR: stateDir }));
-    loanStore = s3LoanStore(createS3Client(loadConfig()), DEVICE_BUCKET);
-  }, 60_000);
-
-  afterAll(async () => {
-    await s3?.close();
-    await distributor?.close();
-    for (const dir of [...(stateDir ? [stateDir] : []), ...scratch]) rmSync(dir, { recursive: true, force: true });
-    process.env = savedEnv;
-  });
-
-  return {
-    get s3() { return ready(s3, "s3"); },
-    get distributor() { return ready(distributor, "distributor"); },
-    get stateDir() { return ready(stateDir, "stateDir"); },
-    logs,
-    get loanStore() { return ready(loanStore, "loanStore"); },
-    container(deps = {}) {
-      const tmpRoot = mkdtempSync(join(tmpdir(), "knock-container-"));
-      scratch.push(tmpRoot);
-      return createHandler({
-        config: loadConfig(), tmpRoot, egress: testEgress(ready(distributor, "distributor")), toolEnv: standinEnv,
-        logSink: (line) => logs.push(line), ...deps,
-      });
-    },
-  };
 }

@@ -9,7 +9,8 @@ import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
 import type { createHandler, HandlerDeps, HandlerResult } from "../../lambda/src/handler";
 import { loadConfig, type HandlerConfig } from "../../lambda/src/config";
-import { fakeContext, handlerWorld, makeAcsm } from "./harness";
+import { fakeContext, makeAcsm } from "./harness";
+import { handlerWorld } from "./world";
 import { functionUrlEvent, type WireRequest } from "./browser-events";
 
 const world = handlerWorld();
