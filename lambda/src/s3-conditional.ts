@@ -57,12 +57,15 @@ export async function putIfAbsent(s3: S3Client, bucket: string, key: string, bod
   }
 }
 
-/** Deletes an object only if it is still version `etag` (`If-Match`); a 409 conflict is retried. */
-export async function deleteIfMatch(s3: S3Client, bucket: string, key: string, etag: string): Promise<ConditionalDelete> {
+/**
+ * Sends a request conditioned on `If-Match: <ETag>` and reads S3's answer the same way for any such
+ * request: 412 → "changed", 404 → "absent", and 409 (a conflicting conditional request in flight) is
+ * retried a few times with a growing pause.
+ */
+async function ifMatch<T>(send: () => Promise<T>): Promise<T | "changed" | "absent"> {
   for (let attempt = 0; ; attempt++) {
     try {
-      await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, IfMatch: etag }));
-      return "removed";
+      return await send();
     } catch (err) {
       if (statusOf(err) === 412) return "changed";
       if (statusOf(err) === 404 || err instanceof NoSuchKey) return "absent";
@@ -75,20 +78,18 @@ export async function deleteIfMatch(s3: S3Client, bucket: string, key: string, e
   }
 }
 
+/** Deletes an object only if it is still version `etag` (`If-Match`); a 409 conflict is retried. */
+export function deleteIfMatch(s3: S3Client, bucket: string, key: string, etag: string): Promise<ConditionalDelete> {
+  return ifMatch(async () => {
+    await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: key, IfMatch: etag }));
+    return "removed" as const;
+  });
+}
+
 /** Replaces an object only if it is still version `etag` (`If-Match`); a 409 conflict is retried. */
-export async function putIfMatch(s3: S3Client, bucket: string, key: string, etag: string, body: string, contentType: string): Promise<ConditionalReplace> {
-  for (let attempt = 0; ; attempt++) {
-    try {
-      const res = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType, IfMatch: etag }));
-      return { etag: res.ETag ?? "" };
-    } catch (err) {
-      if (statusOf(err) === 412) return "changed";
-      if (statusOf(err) === 404 || err instanceof NoSuchKey) return "absent";
-      if (statusOf(err) === 409 && attempt < 5) {
-        await new Promise((r) => setTimeout(r, 100 * (attempt + 1)));
-        continue;
-      }
-      throw err;
-    }
-  }
+export function putIfMatch(s3: S3Client, bucket: string, key: string, etag: string, body: string, contentType: string): Promise<ConditionalReplace> {
+  return ifMatch(async () => {
+    const res = await s3.send(new PutObjectCommand({ Bucket: bucket, Key: key, Body: body, ContentType: contentType, IfMatch: etag }));
+    return { etag: res.ETag ?? "" };
+  });
 }
