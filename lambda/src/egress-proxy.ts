@@ -57,23 +57,6 @@ export interface EgressProxy {
   close(): Promise<void>;
 }
 
-/**
- * The running proxies' unreachable destinations, by proxy URL. The tools learn their proxy only
- * from the environment (see {@link proxyEnvironment}) and report a failed connection only as
- * "Couldn't connect" or "HTTP Error code 502"; this lets the code that ran a tool ask the proxy it
- * went through which host it could not reach (see libgourou.ts).
- */
-const running = new Map<string, readonly UnreachableDestination[]>();
-
-/**
- * The destinations the proxy named in a tool environment's `https_proxy`/`http_proxy` could not
- * reach so far; empty when the environment names no running proxy.
- */
-export function unreachableThrough(env: NodeJS.ProcessEnv | undefined): readonly UnreachableDestination[] {
-  const url = env?.https_proxy ?? env?.http_proxy;
-  return (url !== undefined && running.get(url)) || [];
-}
-
 /** The reason for a failed connection to an allowed address, from Node's error code. */
 function connectFailure(err: NodeJS.ErrnoException): UnreachableReason {
   if (err.code === "ECONNREFUSED") return "refused the connection";
@@ -253,14 +236,11 @@ export async function startEgressProxy(policy: EgressPolicy, log: Logger, limits
 
   await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
   const { port } = server.address() as AddressInfo;
-  const url = `http://127.0.0.1:${port}`;
-  running.set(url, unreachable);
   return {
-    url,
+    url: `http://127.0.0.1:${port}`,
     refused,
     unreachable,
     async close() {
-      running.delete(url);
       for (const s of sockets) s.destroy();
       await new Promise<void>((done) => server.close(() => done()));
     },

@@ -171,6 +171,13 @@ export class UpstreamError extends ServiceError {
 }
 
 /**
+ * 502 because a converter tool could not talk to a server at all (libgourou 0x500b, or 0x5011 for the
+ * egress proxy's own 502). The tool cannot say which host; the handler asks its egress proxy and
+ * answers {@link UnreachableHostError} when the proxy knows.
+ */
+export class NetworkFailureError extends UpstreamError {}
+
+/**
  * True when the handler runs on AWS Lambda, which sets AWS_LAMBDA_FUNCTION_NAME in every function's
  * environment (Lambda developer guide, "Defined runtime environment variables"); `knock serve` runs
  * the same handler on the user's own computer without it. Messages about the network use it to name

@@ -16,7 +16,7 @@ import { convertAcsm, downloadName, type ConvertedBook } from "./convert";
 import { s3OutputStore, type OutputStore } from "./output-store";
 import { Loans, runLoanTool } from "./loans";
 import { s3LoanStore, type LoanStore } from "./loan-store";
-import { ForbiddenDestinationError, ServiceError } from "./errors";
+import { ForbiddenDestinationError, NetworkFailureError, ServiceError, UnreachableHostError } from "./errors";
 import { runTool, toolEnvironment } from "./run-tool";
 import { proxyEnvironment, startEgressProxy, type EgressPolicy } from "./egress-proxy";
 
@@ -205,6 +205,9 @@ export function createHandler(deps: HandlerDeps): (event: unknown, context: Hand
       if (refusal !== undefined && err instanceof ServiceError && err.statusCode >= 500) {
         throw new ForbiddenDestinationError(refusal.host, refusal.reason);
       }
+      // A tool that could not talk to a server cannot say which; the proxy it went through can.
+      const unreached = proxy.unreachable[0];
+      if (unreached !== undefined && err instanceof NetworkFailureError) throw new UnreachableHostError(unreached.host, unreached.reason);
       throw err;
     } finally {
       await proxy.close();

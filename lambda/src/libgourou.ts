@@ -1,7 +1,6 @@
 import { join } from "node:path";
 import { runTool, ToolNotRunnableError, type ToolRun } from "./run-tool";
-import { BadRequestError, DeviceLimitError, ServiceError, ToolMissingError, ToolTimeoutError, UnreachableHostError, UpstreamError } from "./errors";
-import { unreachableThrough, type UnreachableDestination } from "./egress-proxy";
+import { BadRequestError, DeviceLimitError, NetworkFailureError, ServiceError, ToolMissingError, ToolTimeoutError, UpstreamError } from "./errors";
 
 /** A libgourou failure as the tools report it: `Exception code : 0x…` / `Message        : …` on stdout. */
 export class LibgourouError extends Error {
@@ -13,8 +12,6 @@ export class LibgourouError extends Error {
     readonly exceptionCode: string | undefined,
     /** The tool's message (for 0x1003 the server's error code, e.g. `E_ADEPT_REQUEST_EXPIRED`). */
     readonly toolMessage: string,
-    /** The first host the egress proxy could not reach while the tool ran, if any. */
-    readonly unreachable?: UnreachableDestination,
   ) {
     super(`${tool} failed (exit ${exitCode}${exceptionCode ? `, exception ${exceptionCode}` : ""}): ${toolMessage}`);
     this.name = "LibgourouError";
@@ -50,8 +47,6 @@ export async function runLibgourou(
   /** The tool's whole environment (see run-tool.ts toolEnvironment). */
   env?: NodeJS.ProcessEnv,
 ): Promise<ToolRun> {
-  // Only what the proxy could not reach during this run explains this run's failure.
-  const unreachedBefore = unreachableThrough(env).length;
   let run: ToolRun;
   try {
     run = await runTool(join(toolsDir, tool), args, { timeoutMs, env });
@@ -65,7 +60,7 @@ export async function runLibgourou(
   }
   if (run.exitCode !== 0) {
     const { exceptionCode, message } = parseToolFailure(run.output);
-    throw new LibgourouError(tool, run.exitCode, exceptionCode, message, unreachableThrough(env)[unreachedBefore]);
+    throw new LibgourouError(tool, run.exitCode, exceptionCode, message);
   }
   return run;
 }
@@ -83,10 +78,9 @@ export function mapLibgourouError(err: LibgourouError): ServiceError {
     });
   }
   if (code === "0x500b" || code === "0x5011") {
-    // The tool says only "Couldn't connect" or "HTTP Error code 502" (the proxy's answer); the proxy
-    // knows which host did not resolve or connect.
-    if (err.unreachable !== undefined) return new UnreachableHostError(err.unreachable.host, err.unreachable.reason);
-    return new UpstreamError(`Could not talk to the distributor's server: ${err.toolMessage}.`);
+    // The tool says only "Couldn't connect" or "HTTP Error code 502" (the proxy's answer); the
+    // handler's egress proxy knows which host did not resolve or connect (handler.ts, withEgress).
+    return new NetworkFailureError(`Could not talk to the distributor's server: ${err.toolMessage}.`);
   }
   // The caller's input errors (libgourou_common.h, FULFILL_ERROR): 0x1101 invalid ACSM, 0x1102 no
   // <hmac>, 0x1104 no <operatorURL>, 0x1105 the "ACSM" is a server <error> document.
