@@ -62,21 +62,23 @@ export function localObjects(dataDir: string) {
     }
   };
 
+  /** Writes `bytes` to a temporary file and renames it over the object, so no reader sees half of it. */
+  const replace = async (key: string, bytes: Buffer | string): Promise<void> => {
+    const { target, tmp } = await temporary(key, bytes);
+    try {
+      await rename(tmp, target);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+  };
+
   return {
     /** The file an object is kept in. */
     pathOf,
     read,
     /** Stores (or replaces) an object. */
-    put: (key: string, bytes: Buffer | string): Promise<void> =>
-      serialised(async () => {
-        const { target, tmp } = await temporary(key, bytes);
-        try {
-          await rename(tmp, target);
-        } catch (err) {
-          await unlink(tmp).catch(() => undefined);
-          throw err;
-        }
-      }),
+    put: (key: string, bytes: Buffer | string): Promise<void> => serialised(() => replace(key, bytes)),
     /** Stores an object unless the key exists: its ETag, or undefined when it exists. */
     putIfAbsent: (key: string, bytes: Buffer | string): Promise<string | undefined> =>
       serialised(async () => {
@@ -97,13 +99,7 @@ export function localObjects(dataDir: string) {
         const current = await read(key);
         if (current === undefined) return "absent";
         if (current.etag !== etag) return "changed";
-        const { target, tmp } = await temporary(key, bytes);
-        try {
-          await rename(tmp, target);
-        } catch (err) {
-          await unlink(tmp).catch(() => undefined);
-          throw err;
-        }
+        await replace(key, bytes);
         return { etag: etagOf(bytes) };
       }),
     /** Deletes an object; a missing one is not an error. */
