@@ -3,7 +3,7 @@
 // `knock serve` process (free port, missing tools, exposure warning).
 import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { get } from "node:http";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
 import { DEVICE_OBJECT_KEY, type DeviceFiles } from "../../lambda/src/device";
 import { localDeviceStore } from "../../client/serve/local-device-store";
@@ -75,6 +75,23 @@ describe("local storage", () => {
     // Concurrent first writes: exactly one wins.
     const results = await Promise.all(["c", "d", "e"].map((n) => store.storeIfAbsent(device(n))));
     expect(results.filter((r) => r !== undefined)).toHaveLength(1);
+  });
+
+  it("replaces a device only at the version read (S3's PUT If-Match), and keeps a backup once", async () => {
+    const store = localDeviceStore(scratchDir("knock-dev-", scratch));
+    expect(await store.replaceIfUnchanged(device("x"), '"0"')).toBe("absent"); // S3: 404 NoSuchKey
+    const etag = (await store.storeIfAbsent(device("a")))!;
+    expect(await store.replaceIfUnchanged(device("b"), '"ffffffffffffffffffffffffffffffff"')).toBe("changed"); // S3: 412
+    expect((await store.load())?.["device.xml"].toString()).toBe("<d>a</d>");
+    const old = (await store.loadVersioned())!;
+    await store.keepBackup(old);
+    const replaced = await store.replaceIfUnchanged(device("b"), etag);
+    expect(replaced).toEqual({ etag: (await store.loadVersioned())!.etag });
+    expect((await store.load())?.["device.xml"].toString()).toBe("<d>b</d>");
+    // The version that was replaced can no longer be replaced; the backup stays as first written.
+    expect(await store.replaceIfUnchanged(device("c"), etag)).toBe("changed");
+    await store.keepBackup({ ...old, document: "something else" });
+    expect(readFileSync(join(dirname(store.path), `backups/device-${etag.replace(/"/g, "")}.json`), "utf8")).toBe(old.document);
   });
 
   it("serves the book from its own signed link with S3's headers, and refuses it once the link expired or was altered", async () => {
