@@ -16,21 +16,11 @@ import { join, resolve } from "node:path";
 import { createInterface } from "node:readline";
 import { cliEnv, KNOCK_BIN } from "../client/helpers";
 import { TOOLS_DIR } from "../handler/harness";
+import { countFromEnv, UsageError } from "./settings";
 
 const GOAL_RATIO = 4;
 const ROOT = resolve(__dirname, "../..");
 
-/** A bad setting given to the bench (exit 2). */
-class UsageError extends Error {}
-
-/** A positive whole number from the environment, or the default; anything else is a usage error. */
-function countFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a whole number ≥ 1, got "${raw}"`);
-  return n;
-}
 
 interface Spread {
   readonly min: number;

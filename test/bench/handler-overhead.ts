@@ -23,6 +23,7 @@ import { createInterface } from "node:readline";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { handlerEnv, makeAcsm, fakeContext, standinEnv, startFakeDistributor, startLocalS3, testEgress, type LocalS3 } from "../handler/harness";
+import { countFromEnv, UsageError } from "./settings";
 
 const MB = 1024 * 1024;
 const TARGET_OVERHEAD_MS = 100;
@@ -75,17 +76,6 @@ function spread(values: readonly number[]): Spread {
   return { min: s[0], q1: at(0.25), median: at(0.5), q3: at(0.75), max: s[s.length - 1] };
 }
 
-/** A bad setting given to the bench (exit 2, no "next step" about the handler). */
-class UsageError extends Error {}
-
-/** A positive whole number from the environment, or the default; anything else is a usage error. */
-function countFromEnv(name: string, fallback: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === "") return fallback;
-  const n = Number(raw);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`${name} must be a whole number ≥ 1, got "${raw}"`);
-  return n;
-}
 
 const ms = (n: number): string => `${n.toFixed(1)} ms`;
 
