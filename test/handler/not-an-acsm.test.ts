@@ -1,37 +1,12 @@
 // A book, an archive or a web page sent instead of the ACSM, through the real handler with the
 // event shapes a Function URL delivers: each is named for what it is (400, `detected`), under every
 // label the service reads a body under, while the Content-Type rules (415) stay as they were.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createHandler } from "../../lambda/src/handler";
-import { loadConfig } from "../../lambda/src/config";
-import { fakeContext, handlerEnv, standinEnv, startFakeDistributor, startLocalS3, testEgress, urlEvent, type FakeDistributor, type LocalS3 } from "./harness";
+import { describe, expect, it } from "vitest";
+import { fakeContext, urlEvent } from "./harness";
+import { handlerWorld } from "./world";
 
-let s3: LocalS3;
-let distributor: FakeDistributor;
-let tmpRoot: string;
-const savedEnv = { ...process.env };
-const logs: string[] = [];
-
-beforeAll(async () => {
-  s3 = await startLocalS3();
-  distributor = await startFakeDistributor();
-  tmpRoot = mkdtempSync(join(tmpdir(), "knock-not-acsm-"));
-  Object.assign(process.env, handlerEnv(s3));
-});
-
-afterAll(async () => {
-  await s3.close();
-  await distributor.close();
-  rmSync(tmpRoot, { recursive: true, force: true });
-  process.env = savedEnv;
-});
-
-function handler() {
-  return createHandler({ config: loadConfig(), tmpRoot, egress: testEgress(distributor), toolEnv: standinEnv, logSink: (l) => logs.push(l) });
-}
+const world = handlerWorld();
+const handler = () => world.container();
 
 /** The first bytes of each kind of file, as real ones start (a book's binary tail does not matter). */
 const FILES: Record<string, Buffer> = {

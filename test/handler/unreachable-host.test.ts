@@ -2,48 +2,25 @@
 // refuses), through the real handler, the real egress proxy and the libgourou stand-ins: the answer
 // names the host the proxy could not reach and where the problem is — the service on Lambda, this
 // machine under knock serve — instead of "Could not talk to the distributor's server: HTTP Error code 502".
-import { mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:net";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createHandler, createS3Client } from "../../lambda/src/handler";
-import { loadConfig } from "../../lambda/src/config";
-import { s3DeviceStore } from "../../lambda/src/device";
+import { afterEach, describe, expect, it } from "vitest";
+import { createHandler } from "../../lambda/src/handler";
 import type { Resolver } from "../../lambda/src/fetch-acsm";
-import { DEVICE_BUCKET, FAKE_DISTRIBUTOR_ADDRESS, fakeContext, handlerEnv, makeAcsm, standinEnv, startFakeDistributor, startLocalS3, testEgress, urlEvent, type FakeDistributor, type LocalS3 } from "./harness";
+import { FAKE_DISTRIBUTOR_ADDRESS, fakeContext, makeAcsm, standinEnv, testEgress, urlEvent } from "./harness";
+import { handlerWorld } from "./world";
 
-let s3: LocalS3;
-let distributor: FakeDistributor;
-let stateDir: string;
-const scratch: string[] = [];
-const savedEnv = { ...process.env };
-const logs: string[] = [];
-
-beforeAll(async () => {
-  s3 = await startLocalS3();
-  distributor = await startFakeDistributor();
-  stateDir = mkdtempSync(join(tmpdir(), "knock-unreachable-state-"));
-  Object.assign(process.env, handlerEnv(s3));
-});
+const world = handlerWorld();
 
 afterEach(async () => {
   delete process.env.AWS_LAMBDA_FUNCTION_NAME;
   // Each case starts without a device, so that the first request activates one (or fails to).
-  await s3DeviceStore(createS3Client(loadConfig()), DEVICE_BUCKET).remove();
-});
-
-afterAll(async () => {
-  await s3.close();
-  await distributor.close();
-  for (const dir of [stateDir, ...scratch]) rmSync(dir, { recursive: true, force: true });
-  process.env = savedEnv;
+  await world.deviceStore.remove();
 });
 
 /** DNS that resolves only `names` (to the fake distributor), as a machine without internet resolves nothing. */
 function dnsFor(...names: string[]): Resolver {
-  const works = testEgress(distributor).resolver;
+  const works = testEgress(world.distributor).resolver;
   return async (hostname) => {
     if (!names.includes(hostname)) throw Object.assign(new Error(`getaddrinfo EAI_AGAIN ${hostname}`), { code: "EAI_AGAIN" });
     return works(hostname);
@@ -52,16 +29,10 @@ function dnsFor(...names: string[]): Resolver {
 
 /** A handler with its own /tmp whose converter reaches the network through `resolver`. */
 function handlerWith(resolver: Resolver, route?: (address: string, port: number) => { host: string; port: number }) {
-  const tmpRoot = mkdtempSync(join(tmpdir(), "knock-container-"));
-  scratch.push(tmpRoot);
-  const egress = { ...testEgress(distributor), resolver, ...(route ? { route } : {}) };
-  return createHandler({
-    config: loadConfig(),
-    tmpRoot,
-    egress,
+  return world.container({
+    egress: { ...testEgress(world.distributor), resolver, ...(route ? { route } : {}) },
     // FAKE_ADEPT_NO_RETRY_PAUSE: the stand-in still makes libcurl's five attempts, without the pauses between them.
-    toolEnv: () => ({ ...standinEnv(), FAKE_ADEPT_STATE_DIR: stateDir, FAKE_ADEPT_NO_RETRY_PAUSE: "1" }),
-    logSink: (l) => logs.push(l),
+    toolEnv: () => ({ ...standinEnv(), FAKE_ADEPT_NO_RETRY_PAUSE: "1" }),
   });
 }
 
@@ -110,7 +81,7 @@ describe("a host the converter cannot reach", () => {
     await new Promise<void>((done) => closed.listen(0, "127.0.0.1", done));
     const port = (closed.address() as AddressInfo).port;
     await new Promise<void>((done) => closed.close(() => done()));
-    const toDistributor = testEgress(distributor).route;
+    const toDistributor = testEgress(world.distributor).route;
     const handle = handlerWith(dnsFor("adeactivate.adobe.com", "acs.down-shop.test"), (address, p) =>
       p === 8443 && address === FAKE_DISTRIBUTOR_ADDRESS ? { host: "127.0.0.1", port } : toDistributor(address, p),
     );

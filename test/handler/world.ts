@@ -7,6 +7,7 @@ import { afterAll, beforeAll } from "vitest";
 import { createHandler, createS3Client, type HandlerDeps } from "../../lambda/src/handler";
 import { loadConfig } from "../../lambda/src/config";
 import { s3LoanStore, type LoanStore } from "../../lambda/src/loan-store";
+import { s3DeviceStore, type DeviceStore } from "../../lambda/src/device";
 import { DEVICE_BUCKET, handlerEnv, standinEnv, startFakeDistributor, startLocalS3, testEgress, type FakeDistributor, type LocalS3 } from "./harness";
 
 /** What {@link handlerWorld} sets up for one test file. */
@@ -19,6 +20,8 @@ export interface HandlerWorld {
   readonly logs: string[];
   /** The handler's own S3 loan store on the local server: the tests' view of the device bucket's loans. */
   readonly loanStore: LoanStore;
+  /** The handler's own S3 device store on the local server. */
+  readonly deviceStore: DeviceStore;
   /** A fresh (cold) container of the real handler, configured from the environment unless `deps` say otherwise. */
   container(deps?: Partial<HandlerDeps>): ReturnType<typeof createHandler>;
 }
@@ -36,6 +39,7 @@ export function handlerWorld(): HandlerWorld {
   let distributor: FakeDistributor | undefined;
   let stateDir: string | undefined;
   let loanStore: LoanStore | undefined;
+  let deviceStore: DeviceStore | undefined;
   const ready = <T>(value: T | undefined, name: string): T => {
     if (value === undefined) throw new Error(`handlerWorld: ${name} is used before beforeAll ran`);
     return value;
@@ -46,7 +50,9 @@ export function handlerWorld(): HandlerWorld {
     distributor = await startFakeDistributor();
     stateDir = mkdtempSync(join(tmpdir(), "knock-adept-state-"));
     Object.assign(process.env, handlerEnv(s3, { FAKE_ADEPT_STATE_DIR: stateDir }));
-    loanStore = s3LoanStore(createS3Client(loadConfig()), DEVICE_BUCKET);
+    const s3Client = createS3Client(loadConfig());
+    loanStore = s3LoanStore(s3Client, DEVICE_BUCKET);
+    deviceStore = s3DeviceStore(s3Client, DEVICE_BUCKET);
   }, 60_000);
 
   afterAll(async () => {
@@ -62,6 +68,7 @@ export function handlerWorld(): HandlerWorld {
     get stateDir() { return ready(stateDir, "stateDir"); },
     logs,
     get loanStore() { return ready(loanStore, "loanStore"); },
+    get deviceStore() { return ready(deviceStore, "deviceStore"); },
     container(deps = {}) {
       const tmpRoot = mkdtempSync(join(tmpdir(), "knock-container-"));
       scratch.push(tmpRoot);
