@@ -9,6 +9,20 @@ import { afterEach, describe, expect, it } from "vitest";
 import { parseRunnerOutput } from "../infra/build-runner";
 import { startFakeAws, type FakeAws, type FakeAwsHandler } from "./support/build-runner-fake-aws";
 
+/**
+ * A CodeBuild that has no leftover builds and refuses to start one with AccountLimitExceededException
+ * and `message` (the JSON-protocol error the fake sends, see build-runner-fake-aws.ts); any other
+ * operation goes to `rest`, else fails the test.
+ */
+function refusingToStart(message: string, rest?: FakeAwsHandler): FakeAwsHandler {
+  return (req, count) => {
+    if (req.operation === "ListBuildsForProject") return { body: { ids: [] } };
+    if (req.operation === "StartBuild") return { error: { type: "AccountLimitExceededException", message } };
+    if (rest) return rest(req, count);
+    throw new Error(`unexpected ${req.target}`);
+  };
+}
+
 const ROOT = path.resolve(__dirname, "..");
 const PROJECT = "knock-lambda-build-dev";
 const BUILD_ID = `${PROJECT}:7f00c0de-0000-4000-8000-000000000001`;
@@ -194,16 +208,7 @@ describe("build runner process (real entry, fake AWS endpoint)", () => {
   });
 
   it("explains a zero build quota in one message and exits 1 without retrying (AccountLimitExceededException over the wire)", async () => {
-    fake = await startFakeAws((req) => {
-      switch (req.operation) {
-        case "ListBuildsForProject":
-          return { body: { ids: [] } };
-        case "StartBuild":
-          return { error: { type: "AccountLimitExceededException", message: "Cannot have more than 0 builds in queue for the account" } };
-        default:
-          throw new Error(`unexpected ${req.target}`);
-      }
-    });
+    fake = await startFakeAws(refusingToStart("Cannot have more than 0 builds in queue for the account"));
 
     const result = await startRunner(fake.url, {
       CODEBUILD_MAX_RETRIES: "5",
@@ -225,12 +230,8 @@ describe("build runner process (real entry, fake AWS endpoint)", () => {
   });
 
   it("reads the compute type from the project for the quota message when the variables are unset", async () => {
-    fake = await startFakeAws((req) => {
+    fake = await startFakeAws(refusingToStart("Cannot have more than 0 builds in queue for the account", (req) => {
       switch (req.operation) {
-        case "ListBuildsForProject":
-          return { body: { ids: [] } };
-        case "StartBuild":
-          return { error: { type: "AccountLimitExceededException", message: "Cannot have more than 0 builds in queue for the account" } };
         case "BatchGetProjects":
           return {
             body: {
@@ -241,7 +242,7 @@ describe("build runner process (real entry, fake AWS endpoint)", () => {
         default:
           throw new Error(`unexpected ${req.target}`);
       }
-    });
+    }));
 
     const result = await startRunner(fake.url).finished;
 
@@ -252,16 +253,7 @@ describe("build runner process (real entry, fake AWS endpoint)", () => {
   });
 
   it("says the slots are busy when the queue is full (N > 0) and exits 1 without retrying", async () => {
-    fake = await startFakeAws((req) => {
-      switch (req.operation) {
-        case "ListBuildsForProject":
-          return { body: { ids: [] } };
-        case "StartBuild":
-          return { error: { type: "AccountLimitExceededException", message: "Cannot have more than 5 builds in queue for the account" } };
-        default:
-          throw new Error(`unexpected ${req.target}`);
-      }
-    });
+    fake = await startFakeAws(refusingToStart("Cannot have more than 5 builds in queue for the account"));
 
     const result = await startRunner(fake.url, { CODEBUILD_COMPUTE_TYPE: "BUILD_GENERAL1_MEDIUM", CODEBUILD_ENVIRONMENT_TYPE: "ARM_CONTAINER" }).finished;
 
