@@ -1,4 +1,8 @@
 import * as pulumi from "@pulumi/pulumi";
+import {
+  AUTO, checkChoice, checkInteger, LOG_RETENTION_DAYS, SETTINGS, UNRESERVED, UPSTREAM_REPOSITORIES,
+  type IntegerSettingKey, type SettingSpec,
+} from "./lambda/src/public";
 
 /** CPU architecture of the Lambda function and of the image CodeBuild builds for it. */
 export type LambdaArchitecture = "x86_64" | "arm64";
@@ -62,63 +66,14 @@ export interface KnockConfig {
   readonly updfparserRepository: string;
 }
 
-/** Where libgourou and uPDFParser live upstream; lambda/Dockerfile defaults to the same URLs. */
-export const UPSTREAM_REPOSITORIES = {
-  libgourou: "https://forge.soutade.fr/soutade/libgourou.git",
-  updfparser: "https://forge.soutade.fr/soutade/uPDFParser.git",
-} as const;
-
-/** The retention periods CloudWatch Logs accepts (PutRetentionPolicy); anything else is rejected by AWS. */
-export const LOG_RETENTION_DAYS: readonly number[] = [
-  1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
-];
-
-const COMPUTE_TYPES = [
-  "BUILD_GENERAL1_SMALL",
-  "BUILD_GENERAL1_MEDIUM",
-  "BUILD_GENERAL1_LARGE",
-  "BUILD_GENERAL1_XLARGE",
-  "BUILD_GENERAL1_2XLARGE",
-] as const;
-
-/** The value of `codebuild_compute_type` and `codebuild_image` that means "pick for the architecture". */
-export const AUTO = "auto";
-
-/** The value of `lambda_reserved_concurrency` that means "no reservation" (the AWS provider's own -1). */
-export const UNRESERVED = -1;
-
-/** One project key as `Pulumi.yaml` declares it and this program accepts it. */
-export type ConfigKeySpec =
-  | { readonly type: "integer"; readonly default: number; readonly min: number; readonly max: number; readonly unset?: number; readonly values?: readonly number[] }
-  | { readonly type: "string"; readonly default: string; readonly values?: readonly string[] };
-
 /**
- * Every project-namespaced key, its type, default and allowed values. `Pulumi.yaml` declares exactly
- * these (a test holds the two together), and the Pulumi CLI applies the defaults before the program
- * runs. Optional keys have a default that means "unset", because the CLI refuses to run a stack that
- * lacks a typed key with no default.
+ * Every project key, its type, default and allowed values: the shared settings table, which the
+ * function, the build runner and `knock serve` check their values with too. `Pulumi.yaml` declares
+ * exactly these keys (test/pulumi-project.test.ts holds the two together).
  */
-export const CONFIG_KEYS = {
-  aws_region: { type: "string", default: "" },
-  lambda_timeout: { type: "integer", default: 900, min: 1, max: 900 },
-  lambda_memory: { type: "integer", default: 3008, min: 128, max: 10240 },
-  lambda_log_retention: { type: "integer", default: 14, min: 1, max: 3653, values: LOG_RETENTION_DAYS },
-  lambda_ephemeral_storage: { type: "integer", default: 2048, min: 512, max: 10240 },
-  lambda_architecture: { type: "string", default: "x86_64", values: ["x86_64", "arm64"] },
-  lambda_reserved_concurrency: { type: "integer", default: UNRESERVED, min: 1, max: 900, unset: UNRESERVED },
-  output_bucket_lifecycle_days: { type: "integer", default: 1, min: 1, max: 3650 },
-  ecr_image_retention: { type: "integer", default: 5, min: 1, max: 1000 },
-  codebuild_compute_type: { type: "string", default: AUTO, values: [AUTO, ...COMPUTE_TYPES] },
-  codebuild_image: { type: "string", default: AUTO },
-  codebuild_max_retries: { type: "integer", default: 10, min: 1, max: 100 },
-  codebuild_retry_delay: { type: "integer", default: 30, min: 0, max: 300 },
-  codebuild_timeout_minutes: { type: "integer", default: 30, min: 5, max: 480 },
-  function_url_auth: { type: "string", default: "AWS_IAM", values: ["AWS_IAM", "NONE", "TOKEN"] },
-  access_token_version: { type: "integer", default: 1, min: 1, max: 1000000 },
-  download_url_expiry_seconds: { type: "integer", default: 3600, min: 60, max: 604800 },
-  libgourou_repository: { type: "string", default: UPSTREAM_REPOSITORIES.libgourou },
-  updfparser_repository: { type: "string", default: UPSTREAM_REPOSITORIES.updfparser },
-} as const satisfies Record<string, ConfigKeySpec>;
+export const CONFIG_KEYS = SETTINGS;
+export type ConfigKeySpec = SettingSpec;
+export { AUTO, LOG_RETENTION_DAYS, UNRESERVED, UPSTREAM_REPOSITORIES };
 
 export type ConfigKey = keyof typeof CONFIG_KEYS;
 
@@ -214,31 +169,20 @@ function region(source: ConfigSource, env: NodeJS.ProcessEnv): string {
   return value;
 }
 
-function integer(source: ConfigSource, key: ConfigKey): number {
-  const spec: ConfigKeySpec = CONFIG_KEYS[key];
-  if (spec.type !== "integer") throw new TypeError(`${key} is not an integer key`);
+function integer(source: ConfigSource, key: IntegerSettingKey): number {
   const text = raw(source, key);
-  if (text === undefined) return spec.default;
-  const unset = spec.unset === undefined ? "" : `, or ${spec.unset} for none`;
-  const allowed = spec.values
-    ? `expected one of ${spec.values.join(", ")}`
-    : `expected a whole number from ${spec.min} to ${spec.max}${unset}`;
-  if (!/^\s*[-+]?\d+\s*$/.test(text)) throw new ConfigError(key, text, allowed);
-  const value = Number(text);
-  if (value === spec.unset) return value;
-  if (value < spec.min || value > spec.max || (spec.values && !spec.values.includes(value))) {
-    throw new ConfigError(key, text, allowed);
-  }
-  return value;
+  if (text === undefined) return SETTINGS[key].default;
+  const checked = checkInteger(key, text);
+  if (!checked.ok) throw new ConfigError(key, text, checked.allowed);
+  return checked.value;
 }
 
 function oneOf(source: ConfigSource, key: ConfigKey): string {
-  const spec: ConfigKeySpec = CONFIG_KEYS[key];
-  if (spec.type !== "string" || !spec.values) throw new TypeError(`${key} is not an enumerated key`);
   const text = raw(source, key);
-  if (text === undefined) return spec.default;
-  if (!spec.values.includes(text)) throw new ConfigError(key, text, `expected one of ${spec.values.join(", ")}`);
-  return text;
+  if (text === undefined) return String(SETTINGS[key].default);
+  const checked = checkChoice(key, text);
+  if (!checked.ok) throw new ConfigError(key, text, checked.allowed);
+  return checked.value;
 }
 
 function imageName(source: ConfigSource, key: ConfigKey): string {

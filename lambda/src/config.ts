@@ -1,3 +1,5 @@
+import { checkChoice, checkInteger, FUNCTION_ENV, SETTINGS } from "./contract";
+
 /** Settings the handler reads from its environment once, at cold start. */
 export interface HandlerConfig {
   /** Bucket the converted books are uploaded to (`OUTPUT_BUCKET`, required). */
@@ -19,8 +21,6 @@ export interface HandlerConfig {
   readonly s3Endpoint: string | undefined;
 }
 
-/** Presigned URLs signed with SigV4 cannot outlive 7 days. */
-const MAX_PRESIGN_SECONDS = 604_800;
 
 function required(env: NodeJS.ProcessEnv, name: string): string {
   const value = env[name]?.trim();
@@ -35,32 +35,28 @@ function required(env: NodeJS.ProcessEnv, name: string): string {
  * invalid, so a misconfigured deployment fails on its first invocation instead of misbehaving.
  */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): HandlerConfig {
-  const rawExpiry = env.DOWNLOAD_URL_EXPIRY_SECONDS?.trim() || "3600";
-  const expiry = Number(rawExpiry);
-  if (!Number.isInteger(expiry) || expiry < 1 || expiry > MAX_PRESIGN_SECONDS) {
-    throw new Error(
-      `DOWNLOAD_URL_EXPIRY_SECONDS is "${rawExpiry}"; it must be a whole number of seconds from 1 to ${MAX_PRESIGN_SECONDS}.`,
-    );
-  }
-  const rawHash = env.ACCESS_TOKEN_SHA256?.trim() || undefined;
+  const E = FUNCTION_ENV;
+  const rawExpiry = env[E.downloadUrlExpirySeconds]?.trim() || String(SETTINGS.download_url_expiry_seconds.default);
+  const expiry = checkInteger("download_url_expiry_seconds", rawExpiry);
+  if (!expiry.ok) throw new Error(`${E.downloadUrlExpirySeconds} is "${rawExpiry}"; ${expiry.allowed} (seconds).`);
+  const rawHash = env[E.accessTokenSha256]?.trim() || undefined;
   if (rawHash !== undefined && !/^[0-9a-f]{64}$/i.test(rawHash)) {
-    throw new Error("ACCESS_TOKEN_SHA256 must be the 64 hex digits of the access token's SHA-256.");
+    throw new Error(`${E.accessTokenSha256} must be the 64 hex digits of the access token's SHA-256.`);
   }
-  const rawAuth = env.FUNCTION_URL_AUTH?.trim() || (rawHash ? "TOKEN" : undefined);
-  if (rawAuth !== undefined && rawAuth !== "AWS_IAM" && rawAuth !== "NONE" && rawAuth !== "TOKEN") {
-    throw new Error(`FUNCTION_URL_AUTH is "${rawAuth}"; it must be AWS_IAM, NONE or TOKEN.`);
-  }
+  const rawAuth = env[E.functionUrlAuth]?.trim() || (rawHash ? "TOKEN" : undefined);
+  const auth = rawAuth === undefined ? undefined : checkChoice("function_url_auth", rawAuth);
+  if (auth !== undefined && !auth.ok) throw new Error(`${E.functionUrlAuth} is "${rawAuth}"; ${auth.allowed}.`);
   // Token mode without a hash would leave a public URL open: refuse to run instead.
   if (rawAuth === "TOKEN" && rawHash === undefined) {
-    throw new Error("Environment variable ACCESS_TOKEN_SHA256 is required when FUNCTION_URL_AUTH is TOKEN; the deployment must provide it.");
+    throw new Error(`Environment variable ${E.accessTokenSha256} is required when ${E.functionUrlAuth} is TOKEN; the deployment must provide it.`);
   }
   return Object.freeze({
     accessTokenSha256: rawHash === undefined ? undefined : Buffer.from(rawHash, "hex"),
-    functionUrlAuth: rawAuth,
-    outputBucket: required(env, "OUTPUT_BUCKET"),
-    deviceBucket: required(env, "DEVICE_CREDENTIALS_BUCKET"),
-    downloadUrlExpirySeconds: expiry,
-    toolsDir: required(env, "LIBGOUROU_BIN_DIR"),
+    functionUrlAuth: rawAuth as HandlerConfig["functionUrlAuth"],
+    outputBucket: required(env, E.outputBucket),
+    deviceBucket: required(env, E.deviceBucket),
+    downloadUrlExpirySeconds: expiry.value,
+    toolsDir: required(env, E.toolsDir),
     s3Endpoint: env.AWS_ENDPOINT_URL_S3?.trim() || env.AWS_ENDPOINT_URL?.trim() || undefined,
   });
 }
