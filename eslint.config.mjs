@@ -12,4 +12,13 @@ export default tseslint.config(
       "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
     },
   },
+  // The page's script runs in the browser: the browser globals it uses, declared here (the `globals`
+  // package is only eslint's own dependency). tsc checks every name against lambda/page/tsconfig.json's
+  // DOM lib, which is why typescript-eslint turns no-undef off for .ts files.
+  {
+    files: ["lambda/page/**/*.ts"],
+    languageOptions: {
+      globals: { window: "readonly", document: "readonly", fetch: "readonly", setInterval: "readonly", clearInterval: "readonly" },
+    },
+  },
 );
