@@ -6,7 +6,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { parseRunnerOutput } from "../infra/build-runner";
+import { parseRunnerOutput } from "../infra/runner-output";
 import { startFakeAws, type FakeAws, type FakeAwsHandler } from "./support/build-runner-fake-aws";
 
 /**

@@ -16,18 +16,14 @@ import {
   type Build,
 } from "@aws-sdk/client-codebuild";
 import { CloudWatchLogsClient, GetLogEventsCommand, ResourceNotFoundException as LogsNotFound } from "@aws-sdk/client-cloudwatch-logs";
-import {
-  concurrentBuildQuota,
-  earlyAccessDenial,
-  EXIT_CODES,
-  formatElapsed,
-  isRolePropagationError,
-  parseRunnerEnv,
-  parseRunnerOutput,
-  RunnerConfigError,
-  runBuild,
-  type RunnerOptions,
-} from "../infra/build-runner";
+import { isRolePropagationError } from "../infra/build-runner/errors";
+import { EXIT_CODES } from "../infra/build-runner/exit-codes";
+import { formatElapsed } from "../infra/build-runner/follow";
+import { parseRunnerEnv, RunnerConfigError, type RunnerOptions } from "../infra/build-runner/options";
+import { earlyAccessDenial } from "../infra/build-runner/outcome";
+import { concurrentBuildQuota } from "../infra/build-runner/quota";
+import { runBuild } from "../infra/build-runner/run";
+import { parseRunnerOutput } from "../infra/runner-output";
 
 const BUILD_ID = "knock-lambda-build-dev:0b7d5c3e-1111-4222-8333-944455556666";
 const DIGEST = `sha256:${"ab12".repeat(16)}`;
