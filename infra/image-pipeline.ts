@@ -4,6 +4,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { createHash } from "node:crypto";
 import * as path from "node:path";
 import type { KnockConfig } from "../config";
+import { SETTINGS } from "../lambda/src/public";
 import { createBuildContextArchive } from "./build-context";
 import { parseRunnerOutput } from "./runner-output";
 import { createBuildspec, renderBuildspec } from "./buildspec";
@@ -146,9 +147,10 @@ export function createImagePipeline(config: KnockConfig, args: ImagePipelineArgs
     environment: {
       CODEBUILD_PROJECT_NAME: buildProject.name,
       AWS_REGION: config.region,
-      CODEBUILD_MAX_RETRIES: String(config.codebuildMaxRetries),
-      CODEBUILD_RETRY_DELAY_SECONDS: String(config.codebuildRetryDelay),
-      CODEBUILD_TIMEOUT_MINUTES: String(config.codebuildTimeoutMinutes),
+      // The stack's settings, under the variable names the settings table gives them.
+      [SETTINGS.codebuild_max_retries.env]: String(config.codebuildMaxRetries),
+      [SETTINGS.codebuild_retry_delay.env]: String(config.codebuildRetryDelay),
+      [SETTINGS.codebuild_timeout_minutes.env]: String(config.codebuildTimeoutMinutes),
       BUILD_CONTEXT_SHA256: archive.sha256,
       // Only to name the account's concurrent-build quota when CodeBuild refuses to start a build.
       CODEBUILD_COMPUTE_TYPE: config.codebuildComputeType,

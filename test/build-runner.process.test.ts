@@ -358,7 +358,7 @@ describe("build runner process (real entry, fake AWS endpoint)", () => {
     const result = await startRunner(fake.url, { CODEBUILD_TIMEOUT_MINUTES: "soon" }).finished;
 
     expect(result.code).toBe(2);
-    expect(result.stdout).toContain('CODEBUILD_TIMEOUT_MINUTES="soon" is not allowed: must be a number > 0');
+    expect(result.stdout).toContain('CODEBUILD_TIMEOUT_MINUTES="soon" is not allowed: expected a whole number from 5 to 480 (minutes; default 30; config key codebuild_timeout_minutes)');
     expect(fake.requests).toHaveLength(0);
   });
 });

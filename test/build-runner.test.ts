@@ -478,11 +478,11 @@ describe("parseRunnerEnv", () => {
       ...base,
       CODEBUILD_MAX_RETRIES: "3",
       CODEBUILD_RETRY_DELAY_SECONDS: "0",
-      CODEBUILD_TIMEOUT_MINUTES: "0.5",
+      CODEBUILD_TIMEOUT_MINUTES: "480",
       BUILD_POLL_INTERVAL_SECONDS: "",
       BUILD_CONTEXT_SHA256: "abc",
     });
-    expect(options).toMatchObject({ maxAttempts: 3, retryDelayMs: 0, timeoutMs: 30_000, pollIntervalMs: 5_000, contextSha256: "abc" });
+    expect(options).toMatchObject({ maxAttempts: 3, retryDelayMs: 0, timeoutMs: 480 * 60_000, pollIntervalMs: 5_000, contextSha256: "abc" });
   });
 
   it.each([
@@ -490,10 +490,14 @@ describe("parseRunnerEnv", () => {
     [{ CODEBUILD_PROJECT_NAME: "bad name;rm -rf" }, 'CODEBUILD_PROJECT_NAME="bad name;rm -rf" is not allowed'],
     [{ AWS_REGION: "" }, "AWS_REGION is required"],
     [{ AWS_REGION: "Ohio" }, 'AWS_REGION="Ohio" is not allowed: an AWS region name such as us-east-2'],
-    [{ CODEBUILD_MAX_RETRIES: "0" }, 'CODEBUILD_MAX_RETRIES="0" is not allowed: must be a whole number ≥ 1'],
-    [{ CODEBUILD_MAX_RETRIES: "2.5" }, 'CODEBUILD_MAX_RETRIES="2.5" is not allowed: must be a whole number ≥ 1'],
-    [{ CODEBUILD_RETRY_DELAY_SECONDS: "-1" }, 'CODEBUILD_RETRY_DELAY_SECONDS="-1" is not allowed: must be a number ≥ 0'],
-    [{ CODEBUILD_TIMEOUT_MINUTES: "0" }, 'CODEBUILD_TIMEOUT_MINUTES="0" is not allowed: must be a number > 0'],
+    // The stack's settings: the settings table's limits and default, and the config key they come from.
+    [{ CODEBUILD_MAX_RETRIES: "0" }, 'CODEBUILD_MAX_RETRIES="0" is not allowed: expected a whole number from 1 to 100 (attempts to start the build; default 10; config key codebuild_max_retries)'],
+    [{ CODEBUILD_MAX_RETRIES: "101" }, 'CODEBUILD_MAX_RETRIES="101" is not allowed: expected a whole number from 1 to 100'],
+    [{ CODEBUILD_MAX_RETRIES: "2.5" }, 'CODEBUILD_MAX_RETRIES="2.5" is not allowed: expected a whole number from 1 to 100'],
+    [{ CODEBUILD_RETRY_DELAY_SECONDS: "-1" }, 'CODEBUILD_RETRY_DELAY_SECONDS="-1" is not allowed: expected a whole number from 0 to 300 (seconds between attempts; default 30; config key codebuild_retry_delay)'],
+    [{ CODEBUILD_RETRY_DELAY_SECONDS: "0.5" }, 'CODEBUILD_RETRY_DELAY_SECONDS="0.5" is not allowed: expected a whole number from 0 to 300'],
+    [{ CODEBUILD_TIMEOUT_MINUTES: "4" }, 'CODEBUILD_TIMEOUT_MINUTES="4" is not allowed: expected a whole number from 5 to 480 (minutes; default 30; config key codebuild_timeout_minutes)'],
+    [{ CODEBUILD_TIMEOUT_MINUTES: "481" }, 'CODEBUILD_TIMEOUT_MINUTES="481" is not allowed: expected a whole number from 5 to 480'],
     [{ BUILD_POLL_INTERVAL_SECONDS: "fast" }, 'BUILD_POLL_INTERVAL_SECONDS="fast" is not allowed: must be a number > 0'],
   ])("rejects %o naming the variable, the value and what is allowed", (override, message) => {
     let thrown: unknown;

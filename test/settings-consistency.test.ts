@@ -5,6 +5,7 @@
 import { describe, expect, it } from "vitest";
 import { loadConfig as loadStackConfig, type ConfigSource } from "../config";
 import { loadConfig as loadFunctionConfig } from "../lambda/src/config";
+import { parseRunnerEnv } from "../infra/build-runner/options";
 import { FUNCTION_ENV, SETTINGS, type SettingKey, type SettingSpec } from "../lambda/src/public";
 
 const entries = Object.entries(SETTINGS) as [SettingKey, SettingSpec][];
@@ -52,5 +53,24 @@ describe("the function reads the settings handed to it with the same limits", ()
       }
       expect(() => loadFunctionConfig({ ...base, [env]: "PUBLIC" })).toThrow(`${env} is "PUBLIC"; expected one of ${spec.values!.join(", ")}`);
     }
+  });
+});
+
+describe("the build runner reads the stack's settings with the same limits", () => {
+  const runnerBase = { CODEBUILD_PROJECT_NAME: "knock-lambda-build-dev", AWS_REGION: "us-east-2" };
+  const carried = integers.filter(([, spec]) => spec.env?.startsWith("CODEBUILD_"));
+
+  it("every setting the runner reads is in the table with its variable", () => {
+    expect(carried.map(([k]) => k).sort()).toEqual(["codebuild_max_retries", "codebuild_retry_delay", "codebuild_timeout_minutes"]);
+  });
+
+  it.each(carried)("%s", (key, spec) => {
+    const env = spec.env!;
+    const { accepted, refused } = edges(spec);
+    for (const v of accepted) expect(() => parseRunnerEnv({ ...runnerBase, [env]: String(v) })).not.toThrow();
+    for (const v of refused) {
+      expect(() => parseRunnerEnv({ ...runnerBase, [env]: String(v) })).toThrow(`${env}="${v}" is not allowed: expected a whole number from ${spec.min} to ${spec.max}`);
+    }
+    expect(() => parseRunnerEnv({ ...runnerBase, [env]: `${spec.min}.5` })).toThrow(`config key ${key}`);
   });
 });

@@ -1,25 +1,18 @@
 // The runner's parameters: read from the environment and validated, every problem reported at once.
 
-// limits: from the shared settings table (wired in by the contract change)
-const LIMITS: Readonly<Record<NumberVariable, Limit>> = {
-  CODEBUILD_MAX_RETRIES: { min: 1, max: Infinity, integer: true },
-  CODEBUILD_RETRY_DELAY_SECONDS: { min: 0, max: Infinity, integer: false },
-  CODEBUILD_TIMEOUT_MINUTES: { min: 0, max: Infinity, integer: false, exclusive: true },
-  BUILD_POLL_INTERVAL_SECONDS: { min: 0, max: Infinity, integer: false, exclusive: true },
-};
+import { checkInteger, SETTINGS } from "../../lambda/src/public";
 
-/** The runner's numeric variables. */
-type NumberVariable = "CODEBUILD_MAX_RETRIES" | "CODEBUILD_RETRY_DELAY_SECONDS" | "CODEBUILD_TIMEOUT_MINUTES" | "BUILD_POLL_INTERVAL_SECONDS";
+/**
+ * The runner's settings that are the stack's config keys: each variable's name, default and limits
+ * come from the shared settings table, so the runner accepts exactly what `pulumi config set` does.
+ */
+const SETTING_OF = {
+  CODEBUILD_MAX_RETRIES: "codebuild_max_retries",
+  CODEBUILD_RETRY_DELAY_SECONDS: "codebuild_retry_delay",
+  CODEBUILD_TIMEOUT_MINUTES: "codebuild_timeout_minutes",
+} as const satisfies Record<string, keyof typeof SETTINGS>;
 
-/** The values a numeric variable accepts. */
-interface Limit {
-  readonly min: number;
-  /** Inclusive; `Infinity` for no upper bound. */
-  readonly max: number;
-  readonly integer: boolean;
-  /** `true`: the value must be strictly greater than `min`. */
-  readonly exclusive?: boolean;
-}
+type SettingVariable = keyof typeof SETTING_OF;
 
 /** Validated runner parameters, read from the environment by {@link parseRunnerEnv}. */
 export interface RunnerOptions {
@@ -61,29 +54,36 @@ export class RunnerConfigError extends Error {
 /** The environment the runner reads, usually `process.env`. */
 export type Env = Readonly<Record<string, string | undefined>>;
 
-/** How one numeric variable is read; what it accepts is its row of {@link LIMITS}. */
-interface NumberRule {
-  readonly name: NumberVariable;
-  readonly fallback: number;
-  readonly unit: string;
+/** An empty variable counts as unset: the Pulumi program may pass "" for an unset config key. */
+function given(env: Env, name: string): string | undefined {
+  const raw = env[name]?.trim();
+  return raw === undefined || raw === "" ? undefined : raw;
 }
 
-function readNumber(env: Env, rule: NumberRule, problems: string[]): number {
-  const limit = LIMITS[rule.name];
-  const raw = env[rule.name]?.trim();
-  // An empty variable counts as unset: the Pulumi program may pass "" for an unset config key.
-  if (raw === undefined || raw === "") return rule.fallback;
-  const syntax = limit.integer ? /^\d+$/ : /^\d+(\.\d+)?$/;
+/** Reads one of the stack's settings from its variable, with the settings table's default and limits. */
+function readSetting(env: Env, name: SettingVariable, unit: string, problems: string[]): number {
+  const key = SETTING_OF[name];
+  const fallback = SETTINGS[key].default;
+  const raw = given(env, name);
+  if (raw === undefined) return fallback;
+  const checked = checkInteger(key, raw);
+  if (checked.ok) return checked.value;
+  problems.push(`${name}=${JSON.stringify(env[name])} is not allowed: ${checked.allowed} (${unit}; default ${fallback}; config key ${key})`);
+  return fallback;
+}
+
+/**
+ * The pause between polls (`BUILD_POLL_INTERVAL_SECONDS`): the runner's own knob, not a config key
+ * (the stack never sets it; tests shorten it), so any number of seconds above 0.
+ */
+function readPollSeconds(env: Env, problems: string[]): number {
+  const fallback = 5;
+  const raw = given(env, "BUILD_POLL_INTERVAL_SECONDS");
+  if (raw === undefined) return fallback;
   const value = Number(raw);
-  const inRange = (limit.exclusive ? value > limit.min : value >= limit.min) && value <= limit.max;
-  if (!syntax.test(raw) || !Number.isFinite(value) || !inRange) {
-    const kind = limit.integer ? "a whole number" : "a number";
-    const upper = limit.max === Infinity ? "" : ` and ≤ ${limit.max}`;
-    const bound = `${limit.exclusive ? ">" : "≥"} ${limit.min}${upper}`;
-    problems.push(
-      `${rule.name}=${JSON.stringify(env[rule.name])} is not allowed: must be ${kind} ${bound} (${rule.unit}; default ${rule.fallback})`,
-    );
-    return rule.fallback;
+  if (!/^\d+(\.\d+)?$/.test(raw) || !Number.isFinite(value) || value <= 0) {
+    problems.push(`BUILD_POLL_INTERVAL_SECONDS=${JSON.stringify(env.BUILD_POLL_INTERVAL_SECONDS)} is not allowed: must be a number > 0 (seconds; default ${fallback})`);
+    return fallback;
   }
   return value;
 }
@@ -120,10 +120,10 @@ export function parseRunnerEnv(env: Env): RunnerOptions {
     problems.push(`AWS_REGION=${JSON.stringify(region)} is not allowed: an AWS region name such as us-east-2`);
   }
 
-  const maxAttempts = readNumber(env, { name: "CODEBUILD_MAX_RETRIES", fallback: 10, unit: "attempts to start the build" }, problems);
-  const retryDelaySeconds = readNumber(env, { name: "CODEBUILD_RETRY_DELAY_SECONDS", fallback: 30, unit: "seconds between attempts" }, problems);
-  const timeoutMinutes = readNumber(env, { name: "CODEBUILD_TIMEOUT_MINUTES", fallback: 30, unit: "minutes" }, problems);
-  const pollSeconds = readNumber(env, { name: "BUILD_POLL_INTERVAL_SECONDS", fallback: 5, unit: "seconds" }, problems);
+  const maxAttempts = readSetting(env, "CODEBUILD_MAX_RETRIES", "attempts to start the build", problems);
+  const retryDelaySeconds = readSetting(env, "CODEBUILD_RETRY_DELAY_SECONDS", "seconds between attempts", problems);
+  const timeoutMinutes = readSetting(env, "CODEBUILD_TIMEOUT_MINUTES", "minutes", problems);
+  const pollSeconds = readPollSeconds(env, problems);
 
   const computeType = env.CODEBUILD_COMPUTE_TYPE?.trim();
   if (computeType && !COMPUTE_TYPE_PATTERN.test(computeType)) {
