@@ -1,6 +1,7 @@
 import * as aws from "@pulumi/aws";
 import * as pulumi from "@pulumi/pulumi";
 import type { KnockConfig } from "../config";
+import { corsMethods, DEVICE_PREFIX, FUNCTION_ENV, OUTPUT_PREFIX } from "../lambda/src/public";
 import { assumableBy, policyJson } from "./iam";
 import { functionLogGroupName, functionName } from "./naming";
 
@@ -20,12 +21,6 @@ export interface ConversionFunction {
   readonly function: aws.lambda.Function;
   readonly functionUrl: aws.lambda.FunctionUrl;
 }
-
-/** Prefix of every object the handler writes to the output bucket (one folder per request below it). */
-export const OUTPUT_PREFIX = "converted/";
-
-/** Prefix of the device document in the device bucket (the handler keeps `adept/device.json`). */
-export const DEVICE_PREFIX = "adept/";
 
 /** The container Lambda that converts ACSM files, its log group, its role and its Function URL. */
 export function createConversionFunction(config: KnockConfig, args: ConversionFunctionArgs, opts?: pulumi.CustomResourceOptions): ConversionFunction {
@@ -80,13 +75,14 @@ export function createConversionFunction(config: KnockConfig, args: ConversionFu
     reservedConcurrentExecutions: config.lambdaReservedConcurrency,
     loggingConfig: { logFormat: "Text", logGroup: logGroup.name },
     environment: {
+      // The names the function reads (lambda/src/config.ts); the image sets the tools folder itself.
       variables: {
-        OUTPUT_BUCKET: args.outputBucket.id,
-        DEVICE_CREDENTIALS_BUCKET: args.deviceBucket.id,
-        DOWNLOAD_URL_EXPIRY_SECONDS: String(config.downloadUrlExpirySeconds),
-        FUNCTION_URL_AUTH: config.functionUrlAuth,
+        [FUNCTION_ENV.outputBucket]: args.outputBucket.id,
+        [FUNCTION_ENV.deviceBucket]: args.deviceBucket.id,
+        [FUNCTION_ENV.downloadUrlExpirySeconds]: String(config.downloadUrlExpirySeconds),
+        [FUNCTION_ENV.functionUrlAuth]: config.functionUrlAuth,
         // Only the hash: reading the function's configuration gives nothing that opens the service.
-        ...(tokenMode ? { ACCESS_TOKEN_SHA256: args.accessTokenSha256 } : {}),
+        ...(tokenMode ? { [FUNCTION_ENV.accessTokenSha256]: args.accessTokenSha256 } : {}),
       },
     },
   }, {
@@ -101,7 +97,8 @@ export function createConversionFunction(config: KnockConfig, args: ConversionFu
     authorizationType: tokenMode ? "NONE" : config.functionUrlAuth,
     cors: {
       allowOrigins: ["*"],
-      allowMethods: ["GET", "POST"],
+      // Every method a route of the function's table answers (GET, POST, DELETE).
+      allowMethods: corsMethods(),
       allowHeaders: ["*"],
       maxAge: 300,
       allowCredentials: false,

@@ -18,8 +18,9 @@ import * as ts from "typescript";
 import { describe, expect, it } from "vitest";
 import { program } from "../client/main";
 import { CONFIG_KEYS, type ConfigKeySpec } from "../config";
-import { ROUTES, ServiceError } from "../lambda/src/errors";
-import { parseRequest } from "../lambda/src/request";
+import { ServiceError } from "../lambda/src/errors";
+import { ROUTES as ROUTE_TABLE, routeList } from "../lambda/src/public";
+import { routeOf } from "../lambda/src/routes";
 import { allCode, codeSpans, section, sections, tables, withoutFences, type Table } from "./support/markdown";
 
 const ROOT = resolve(__dirname, "..");
@@ -296,10 +297,13 @@ function eventFor(method: string, path: string): unknown {
   };
 }
 
-/** What the handler's router does with a request: the kind it parsed, or the error type it answered. */
+/** The routes the service lists in its 404 answer: `GET /`, `POST /`, … */
+const ROUTES = routeList();
+
+/** What the handler's router does with a request: the route it took, or the error type it answered. */
 function routed(method: string, path: string): string {
   try {
-    return parseRequest(eventFor(method, path)).kind;
+    return routeOf(eventFor(method, path), ROUTE_TABLE).route.id;
   } catch (err) {
     if (err instanceof ServiceError) return `${err.errorType} ${err.headers.allow ?? ""}`.trim();
     throw err;

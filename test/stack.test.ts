@@ -2,7 +2,7 @@ import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createLifecyclePolicy } from "../infra/registry-lifecycle";
 import { DEVICE_OBJECT_KEY } from "../lambda/src/device";
-import { outputKey } from "../lambda/src/handler";
+import { corsMethods, outputKey } from "../lambda/src/public";
 import {
   ACCOUNT_ID, FAKE_BUILD_ID, FAKE_DIGEST, REGION, byName, installMocks, policyOf, settled, valueOf,
   type RecordedResource,
@@ -196,8 +196,14 @@ describe("the function", () => {
   it("exposes a Function URL with IAM auth by default and the agreed CORS rules", () => {
     expect(byName(resources, "knock-lambda-url").inputs).toMatchObject({
       functionName: "knock-lambda-dev", authorizationType: "AWS_IAM",
-      cors: { allowOrigins: ["*"], allowMethods: ["GET", "POST"], allowHeaders: ["*"], maxAge: 300, allowCredentials: false },
+      cors: { allowOrigins: ["*"], allowMethods: ["GET", "POST", "DELETE"], allowHeaders: ["*"], maxAge: 300, allowCredentials: false },
     });
+  });
+
+  it("lets browsers use every method of the route table through CORS (corsMethods), DELETE included", () => {
+    const cors = byName(resources, "knock-lambda-url").inputs.cors as { allowMethods: string[] };
+    expect(cors.allowMethods).toEqual(corsMethods());
+    expect(cors.allowMethods).toContain("DELETE");
   });
 });
 

@@ -1,26 +1,21 @@
+import type { LoanEntry as ServiceLoanEntry, LoanListAnswer } from "../../lambda/src/public";
 import type { Connection } from "./connection";
 import { CliError } from "./failures";
 import { call } from "./http";
 import { expectOk } from "./service-answers";
 
-/** One entry of the service's `GET /loans` answer (docs/api.md, "Library loans"). */
-export interface LoanEntry {
-  readonly id: string;
-  readonly title?: string;
-  readonly expires_at?: string | null;
-  readonly expired?: boolean;
-  readonly operator?: string;
-  readonly stored_at?: string;
-  readonly returnable?: boolean;
-  /** Set when the stored token cannot be read. */
-  readonly error?: string;
-}
+/** Every field that some form of the union `T` has, each optional, typed as there. */
+type AnyFormOf<T> = { readonly [K in T extends unknown ? keyof T : never]?: T extends { readonly [P in K]?: infer V } ? V : never };
 
-/** The service's `GET /loans` answer. */
-export interface LoanList {
-  readonly loans: readonly LoanEntry[];
-  readonly count: number;
-}
+/**
+ * One entry of the service's `GET /loans` answer (the contract's `LoanEntry`: a readable loan, or a
+ * stored token that cannot be read, with `error`), as the client reads it: its runtime check (in
+ * {@link fetchLoans}) holds it to a string `id`, so every other field is read as possibly absent.
+ */
+export type LoanEntry = Pick<ServiceLoanEntry, "id"> & AnyFormOf<ServiceLoanEntry>;
+
+/** The service's `GET /loans` answer (the contract's `LoanListAnswer`), with its entries as the client reads them. */
+export type LoanList = Omit<LoanListAnswer, "loans"> & { readonly loans: readonly LoanEntry[] };
 
 /** The service URL with `path` in place of the Function URL's own path. */
 export function serviceUrl(conn: Connection, path: string): URL {

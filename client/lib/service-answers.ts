@@ -1,23 +1,6 @@
+import type { ConversionAnswer } from "../../lambda/src/public";
 import type { Answer } from "./http";
 import { CliError, serviceFailure, type ServiceErrorBody } from "./failures";
-
-/** One book in a successful answer (docs/api.md, "Successful answer"). */
-export interface OutputFile {
-  readonly filename: string;
-  readonly download_url: string;
-  readonly size_bytes: number;
-  readonly content_type: string;
-  readonly expires_at: string;
-  readonly s3_key?: string;
-}
-
-/** The service's 200 answer to a conversion. */
-export interface ConversionAnswer {
-  readonly message?: string;
-  readonly output_files: readonly OutputFile[];
-  readonly files_count?: number;
-  readonly source_acsm_filename?: string;
-}
 
 /** The IAM policy statement a caller needs (docs/api.md, "Signing requests"). */
 export function invokePolicyStatement(functionArn: string | undefined): string {
@@ -96,7 +79,10 @@ function rethrowWithId(failure: CliError, requestId: string): never {
   throw new CliError(failure.kind, `${failure.message}\n  request id ${requestId}`, { ...failure.details, requestId });
 }
 
-/** Reads a conversion answer, checking the fields the client relies on. */
+/**
+ * Reads a conversion answer (the contract's {@link ConversionAnswer}), checking the fields the
+ * client relies on.
+ */
 export function conversionAnswer(body: Record<string, unknown>): ConversionAnswer {
   const files = body.output_files;
   if (!Array.isArray(files) || files.length === 0) {

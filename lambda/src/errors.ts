@@ -1,6 +1,10 @@
+import { ACSM_CONTENT_TYPES, JSON_CONTENT_TYPE, type ErrorBody, type RouteSpec, instead } from "./contract";
+
 /**
  * The small set of failures the handler answers with something other than 500. Each class carries
- * its HTTP status and a message meant for the caller: it says what was wrong and what is allowed.
+ * its HTTP status, a message meant for the caller (it says what was wrong and what is allowed), the
+ * fields of its own and its response headers: {@link ServiceError.toBody} and
+ * {@link ServiceError.headers} are the whole answer, so the handler maps every one the same way.
  * Anything that is not a {@link ServiceError} is treated as unexpected (500, message withheld).
  */
 export class ServiceError extends Error {
@@ -11,8 +15,9 @@ export class ServiceError extends Error {
   /** Extra fields merged into the JSON error body (never secrets or stack traces). */
   readonly details: Readonly<Record<string, unknown>>;
 
-  constructor(statusCode: number, errorType: string, message: string, details: Record<string, unknown> = {}) {
-    super(message);
+  /** `options.cause`: the failure this one explains (logged, never answered). */
+  constructor(statusCode: number, errorType: string, message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(message, options);
     this.name = errorType;
     this.statusCode = statusCode;
     this.errorType = errorType;
@@ -26,6 +31,30 @@ export class ServiceError extends Error {
   get headers(): Readonly<Record<string, string>> {
     return {};
   }
+
+  /**
+   * The JSON body of the answer: the message and the error's own fields, with file paths removed
+   * ({@link redactPaths}: tools name the files they fail on, and the function's file layout is
+   * nobody else's business).
+   */
+  toBody(requestId: string): ErrorBody {
+    return { error: redactPaths(this.message), error_type: this.errorType, request_id: requestId, ...redactDetails(this.details) };
+  }
+}
+
+/**
+ * Removes absolute file paths from a message meant for the caller. The tools name the files they
+ * fail on (`Invalid ACSM file /tmp/knock-req-…/request.acsm`, `Error : /tmp/knock-devices/…`), and
+ * the function's file layout is nobody else's business. A path is a `/` that starts a word (not the
+ * `//` or path of a URL) followed by at least one more segment.
+ */
+export function redactPaths(message: string): string {
+  return message.replace(/(^|[\s'"(=,;[])\/(?!\/)[^\s'"()<>,;]*\/[^\s'"()<>,;]*/g, "$1<path>");
+}
+
+/** {@link redactPaths} on every string field. */
+export function redactDetails(details: Readonly<Record<string, unknown>>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(details).map(([k, v]) => [k, typeof v === "string" ? redactPaths(v) : v]));
 }
 
 /** 400: the request is not something the service can convert. */
@@ -57,26 +86,30 @@ export class UnauthorizedError extends ServiceError {
 }
 
 /**
- * 405: only GET (health) and POST (convert) exist on `/`; the loan paths name their own methods.
- * `allow` lists the methods the path accepts: RFC 9110 §15.5.6 requires an `Allow` header on a 405
- * (its {@link headers}).
+ * 405: the path exists but not with this method. Built from the routes on the path (the contract's
+ * table): their methods are the `Allow` header RFC 9110 §15.5.6 requires on a 405 (its
+ * {@link headers}), and what they do is what the message offers instead, e.g. "Method PUT is not
+ * allowed on /loans/<id>: use DELETE to forget the loan.".
  */
 export class MethodNotAllowedError extends ServiceError {
   readonly allow: readonly string[];
 
-  constructor(method: string, allow: readonly string[], allowedHere?: { path: string; allowed: string }) {
-    super(
-      405,
-      "MethodNotAllowed",
-      allowedHere
-        ? `Method ${method} is not allowed on ${allowedHere.path}: use ${allowedHere.allowed}.`
-        : `Method ${method} is not allowed: use POST to convert an ACSM or GET for health.`,
-    );
-    this.allow = allow;
+  /** `path`: the routes' path as the table writes it (`/loans/<id>`); `routes`: every route on it. */
+  constructor(method: string, path: string, routes: readonly RouteSpec[]) {
+    super(405, "MethodNotAllowed", `Method ${method} is not allowed on ${path}: ${instead(routes)}.`);
+    this.allow = [...new Set(routes.map((r) => r.method))];
   }
 
   override get headers(): Readonly<Record<string, string>> {
     return { allow: this.allow.join(", ") };
+  }
+
+  /**
+   * Not path-redacted: the message is made of the route table's words and the request's own method
+   * only, and a route's path (`/loans/<id>/return`) would otherwise read as a file path.
+   */
+  override toBody(requestId: string): ErrorBody {
+    return { error: this.message, error_type: this.errorType, request_id: requestId };
   }
 }
 
@@ -91,15 +124,6 @@ export class PayloadTooLargeError extends ServiceError {
     );
   }
 }
-
-/**
- * Content types a POST body is read as the raw ACSM file under: Adobe's registered type first, then
- * the generic XML types and the one for "a file" (what HTTP tools send for an upload). Kept beside
- * the error that names them, as {@link ROUTES} is.
- */
-export const ACSM_CONTENT_TYPES: readonly string[] = ["application/vnd.adobe.adept+xml", "application/xml", "text/xml", "application/octet-stream"];
-/** The content type a POST body is read as JSON under. */
-export const JSON_CONTENT_TYPE = "application/json";
 
 /**
  * 415: the body's Content-Type is none the service reads. Above all this refuses the three types a
@@ -165,8 +189,8 @@ export class DeviceLimitError extends ServiceError {
 
 /** 502: the distributor or Adobe's server failed or could not be reached. */
 export class UpstreamError extends ServiceError {
-  constructor(message: string, details: Record<string, unknown> = {}) {
-    super(502, "UpstreamError", message, details);
+  constructor(message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {
+    super(502, "UpstreamError", message, details, options);
   }
 }
 
@@ -199,8 +223,9 @@ const ADOBE_ACTIVATION_HOST = "adeactivate.adobe.com";
  * problem is the network where the converter runs, not the ACSM or a server that answered.
  */
 export class UnreachableHostError extends UpstreamError {
-  constructor(host: string, reason: UnreachableReason, env: NodeJS.ProcessEnv = process.env) {
-    const onLambda = runsOnLambda(env);
+  /** `options.env`: where to tell Lambda from `knock serve` (process.env); `options.cause`: the tool's own failure. */
+  constructor(host: string, reason: UnreachableReason, options: { readonly env?: NodeJS.ProcessEnv; readonly cause?: unknown } = {}) {
+    const onLambda = runsOnLambda(options.env);
     const what = host === ADOBE_ACTIVATION_HOST ? `${host} (Adobe's activation server)` : host;
     const where = onLambda ? "The service" : "This machine";
     const message =
@@ -210,7 +235,7 @@ export class UnreachableHostError extends UpstreamError {
             ? "Try again later; if it keeps failing, the function's network has no internet access."
             : "Check this machine's internet connection and DNS, then try again.")
         : `${what} ${reason === "refused the connection" ? "refused the connection" : "did not answer the connection"}: its server may be down. Try again later.`;
-    super(message, { unreachable_host: host, unreachable_reason: reason });
+    super(message, { unreachable_host: host, unreachable_reason: reason }, { cause: options.cause });
   }
 }
 
@@ -226,17 +251,31 @@ export class ToolTimeoutError extends ServiceError {
 }
 
 /**
- * 500 with a stated cause: the image lacks a converter tool. The message is the cloud's; `knock
- * serve` words it for its tools folder (client/serve/local-service.ts), which `tool` lets it do.
+ * 500 with a stated cause: a converter tool is missing (the image lacks it, or `knock serve` was
+ * started without its tools folder). The default message is the cloud's; the handler words it as
+ * its `missingToolMessage` option says (`knock serve`: the tools hint), with `tool` in the body.
  */
 export class ToolMissingError extends ServiceError {
-  constructor(tool: string) {
-    super(
-      500,
-      "ConverterMissing",
-      `The converter tool ${tool} is missing from the function's image: the image build must install it (lambda/Dockerfile); fix it and deploy again with pulumi up.`,
-      { tool },
-    );
+  readonly tool: string;
+
+  constructor(tool: string, message = imageLacksTool(tool), options?: ErrorOptions) {
+    super(500, "ConverterMissing", message, { tool }, options);
+    this.tool = tool;
+  }
+}
+
+/** The cloud's explanation of a missing tool: the image build must install it. */
+export function imageLacksTool(tool: string): string {
+  return `The converter tool ${tool} is missing from the function's image: the image build must install it (lambda/Dockerfile); fix it and deploy again with pulumi up.`;
+}
+
+/**
+ * 500 from health (`"status": "unhealthy"`): a converter tool is missing or does not run, so no
+ * conversion or return could succeed. The same `error_type` as {@link ToolMissingError}.
+ */
+export class ConverterUnhealthyError extends ServiceError {
+  constructor(tool: string, message = `The converter tool ${tool} is missing or does not run.`) {
+    super(500, "ConverterMissing", message, { status: "unhealthy" });
   }
 }
 
@@ -265,26 +304,25 @@ export class NotAnAcsmError extends BadRequestError {
 
 /** 400: the token (or a link or redirect its server returned) points the converter at a non-public address. */
 export class ForbiddenDestinationError extends ServiceError {
-  constructor(host: string, reason: string) {
+  constructor(host: string, reason: string, options?: ErrorOptions) {
     super(
       400,
       "ForbiddenDestination",
       `The ACSM's server, or a link or redirect it returned, points to ${host}, which ${reason}; the converter only connects to public hosts.`,
       { refused_host: host },
+      options,
     );
   }
 }
 
 /**
- * The paths the service answers, for 404 answers. A field of its own because the handler redacts
- * anything that looks like a file path (two or more `/` segments) from messages.
+ * 404: the path names nothing the service answers. `routes` (the contract's `routeList`) is a field
+ * of its own because the handler redacts anything that looks like a file path (two or more `/`
+ * segments) from messages.
  */
-export const ROUTES: readonly string[] = ["GET /", "POST /", "GET /loans", "POST /loans/<id>/return", "DELETE /loans/<id>"];
-
-/** 404: the path names nothing the service answers. */
 export class NotFoundError extends ServiceError {
-  constructor() {
-    super(404, "NotFound", "The service has nothing at this path; `routes` lists what it answers.", { routes: ROUTES });
+  constructor(routes: readonly string[]) {
+    super(404, "NotFound", "The service has nothing at this path; `routes` lists what it answers.", { routes });
   }
 }
 

@@ -12,7 +12,8 @@ import {
   ServiceError,
 } from "./errors";
 import { LibgourouError, mapLibgourouError, runLibgourou } from "./libgourou";
-import { LOAN_ID_PATTERN, type LoanStore } from "./loan-store";
+import { LOAN_ID_PATTERN, type ConversionLoan, type LoanEntry, type LoanForgetAnswer, type LoanListAnswer, type LoanReturnAnswer, type LoanSummary } from "./contract";
+import type { LoanStore } from "./loan-store";
 import type { Logger } from "./log";
 import type { ToolRun } from "./run-tool";
 import { collectElementText, XmlRefusal } from "./strict-xml";
@@ -27,17 +28,6 @@ export interface LoanToken {
   readonly validity: string;
   /** The book's title. */
   readonly name: string;
-}
-
-/** A loan as the API shows it. */
-export interface LoanSummary {
-  readonly id: string;
-  readonly title: string;
-  /** ISO 8601, or null when the token's validity is not a date. */
-  readonly expires_at: string | null;
-  readonly expired: boolean;
-  /** Host of the library's server (the return goes there). */
-  readonly operator: string;
 }
 
 /** Loan tokens are a few hundred bytes; anything this big is not one. */
@@ -135,16 +125,6 @@ export async function runLoanTool(toolsDir: string, id: string, args: readonly s
   }
 }
 
-/** The `loan` field of a conversion's answer. */
-export interface ConversionLoan {
-  readonly id: string;
-  readonly title: string | null;
-  readonly expires_at: string | null;
-  /** False when the token could not be stored (then `warning` says so). */
-  readonly returnable: boolean;
-  readonly warning?: string;
-}
-
 /** What a return needs from the invocation. */
 export interface ReturnContext {
   readonly log: Logger;
@@ -204,9 +184,9 @@ export class Loans {
   }
 
   /** Every stored loan, newest first; a token that cannot be read is listed with an `error`. */
-  async list(now: Date): Promise<{ loans: Record<string, unknown>[]; count: number }> {
+  async list(now: Date): Promise<LoanListAnswer> {
     const entries = (await this.store.list()).sort((a, b) => b.storedAt.getTime() - a.storedAt.getTime() || a.id.localeCompare(b.id));
-    const loans: (Record<string, unknown> | undefined)[] = new Array(entries.length);
+    const loans: (LoanEntry | undefined)[] = new Array(entries.length);
     let next = 0;
     const worker = async (): Promise<void> => {
       for (let i = next++; i < entries.length; i = next++) {
@@ -222,7 +202,7 @@ export class Loans {
       }
     };
     await Promise.all(Array.from({ length: Math.min(8, entries.length) }, worker));
-    const present = loans.filter((l): l is Record<string, unknown> => l !== undefined);
+    const present = loans.filter((l): l is LoanEntry => l !== undefined);
     return { loans: present, count: present.length };
   }
 
@@ -231,7 +211,7 @@ export class Loans {
    * absent (If-None-Match: *) makes concurrent returns of one loan exclusive: the library hears
    * of it once; the other request answers 409, or 404 once the first has finished.
    */
-  async return(id: string, ctx: ReturnContext): Promise<Record<string, unknown>> {
+  async return(id: string, ctx: ReturnContext): Promise<LoanReturnAnswer> {
     checkLoanId(id);
     if ((await this.store.get(id)) === undefined) throw new LoanNotFoundError(id);
     const release = await this.claim(id, ctx);
@@ -278,7 +258,7 @@ export class Loans {
   }
 
   /** Forgets a loan without telling the library (for loans that ended or were returned elsewhere). */
-  async forget(id: string, now: Date): Promise<Record<string, unknown>> {
+  async forget(id: string, now: Date): Promise<LoanForgetAnswer> {
     checkLoanId(id);
     const stored = await this.store.get(id);
     if (stored === undefined) throw new LoanNotFoundError(id);
@@ -287,9 +267,9 @@ export class Loans {
     const outcome = await this.store.removeIfUnchanged(id, stored.etag);
     if (outcome === "absent") throw new LoanNotFoundError(id);
     if (outcome === "changed") throw new LoanReturnInProgressError(id);
-    let loan: Record<string, unknown> = { id };
+    let loan: LoanForgetAnswer["loan"] = { id };
     try {
-      loan = { ...summarize(id, parseLoanToken(stored.xml), now) };
+      loan = summarize(id, parseLoanToken(stored.xml), now);
     } catch {
       // A corrupt token is forgotten all the same; that is what forgetting is for.
     }

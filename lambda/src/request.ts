@@ -1,36 +1,25 @@
-import {
-  ACSM_CONTENT_TYPES,
-  BadRequestError,
-  JSON_CONTENT_TYPE,
-  MethodNotAllowedError,
-  NotAnAcsmError,
-  NotFoundError,
-  PayloadTooLargeError,
-  UnsupportedMediaTypeError,
-} from "./errors";
+import { ACSM_CONTENT_TYPES, JSON_CONTENT_TYPE, MAX_BODY_BYTES } from "./contract";
+import { BadRequestError, NotAnAcsmError, PayloadTooLargeError, UnsupportedMediaTypeError } from "./errors";
 import { otherFileKind } from "./acsm";
 
 /**
- * Largest request body accepted (decoded). ACSM files are a few KB of XML; anything this big is
- * not one, and refusing early keeps memory and /tmp use bounded.
+ * Reading a request: which kind of event it is, its method, path and Accept header (what the router
+ * in routes.ts resolves against the contract's table), and the conversion's body. No route logic:
+ * which request goes where is the table's business.
  */
-export const MAX_BODY_BYTES = 256 * 1024;
 
 /** Where the ACSM comes from. */
 export type AcsmSource = { readonly kind: "content"; readonly content: string } | { readonly kind: "url"; readonly url: string };
 
-/** What a request asks for, after parsing and before any validation of the ACSM itself. */
-export type ParsedRequest =
-  | { readonly kind: "health" }
-  | { readonly kind: "page" }
-  | { readonly kind: "convert"; readonly source: AcsmSource; readonly filename: string | undefined }
-  | { readonly kind: "loans" }
-  | { readonly kind: "loan-return"; readonly id: string }
-  | { readonly kind: "loan-forget"; readonly id: string };
+/** What a conversion asks for, after parsing and before any validation of the ACSM itself. */
+export interface ConversionInput {
+  readonly source: AcsmSource;
+  readonly filename: string | undefined;
+}
 
 /** The parts of a Function URL (payload 2.0) event the handler reads. */
-interface FunctionUrlEventLike {
-  requestContext: { http: { method: string }; domainName?: string };
+export interface FunctionUrlEventLike {
+  requestContext: { http: { method: string; path?: string }; domainName?: string };
   rawPath?: string;
   body?: string | null;
   isBase64Encoded?: boolean;
@@ -44,27 +33,31 @@ export function isFunctionUrlEvent(event: unknown): event is FunctionUrlEventLik
 }
 
 /**
- * Turns a Lambda event into a request. Function URL events (payload 2.0) are read by method and
- * body; anything else is a direct invocation whose event object is the JSON request itself.
+ * The request path of a Function URL event as sent: `rawPath` (payload 2.0), else
+ * `requestContext.http.path`, else `/`. The router normalises it (contract `normalisePath`).
  */
-export function parseRequest(event: unknown): ParsedRequest {
+export function requestPath(event: FunctionUrlEventLike): string {
+  const { rawPath, requestContext } = event;
+  return typeof rawPath === "string" ? rawPath : typeof requestContext.http.path === "string" ? requestContext.http.path : "/";
+}
+
+/**
+ * What a conversion asks for: a direct invocation's event is the JSON request itself; a Function URL
+ * event's body is read by its Content-Type (checked before the body is decoded: a refused body costs
+ * nothing), within {@link MAX_BODY_BYTES}.
+ */
+export function readConversion(event: unknown): ConversionInput {
   if (!isFunctionUrlEvent(event)) {
     if (typeof event !== "object" || event === null || Array.isArray(event)) {
       throw new BadRequestError("A direct invocation needs a JSON object such as {\"acsm_content\": \"<xml…>\"}.");
     }
     return parseJsonObject(event as Record<string, unknown>);
   }
-  const method = event.requestContext.http.method.toUpperCase();
-  const path = requestPath(event);
-  if (path !== "/") return parseLoanRoute(path, method);
-  if (method === "GET") return isPageRequest(event) ? { kind: "page" } : { kind: "health" };
-  if (method !== "POST") throw new MethodNotAllowedError(method, ["GET", "POST"]);
   // A Function URL always hands over a string (or nothing); anything else is a hand-made event.
   const body: unknown = (event as { body?: unknown }).body;
   if (body !== undefined && body !== null && typeof body !== "string") {
     throw new BadRequestError(`The event's body must be a string (the request body), not ${Array.isArray(body) ? "an array" : typeof body}.`);
   }
-  // The label is checked before the body is decoded: a refused body costs nothing.
   const form = bodyForm(event.headers?.["content-type"]);
   return parseBody(decodeBody(body ?? "", event.isBase64Encoded === true), form);
 }
@@ -103,17 +96,6 @@ export function bodyForm(contentType: string | undefined): BodyForm {
 }
 
 /**
- * True for a browser asking for the web page: `GET /` whose Accept header prefers `text/html` to
- * JSON. curl (any type), fetch() and knock (`application/json`) keep getting the health answer.
- */
-export function isPageRequest(event: unknown): boolean {
-  if (!isFunctionUrlEvent(event) || event.requestContext.http.method.toUpperCase() !== "GET") return false;
-  if ((event.rawPath ?? "/") !== "/") return false;
-  const accept = event.headers?.accept;
-  return quality(accept, "text", "html") > quality(accept, "application", "json");
-}
-
-/**
  * The quality an Accept header gives a media type: that of the most specific range matching it
  * (RFC 9110 §12.5.1: `text/html` over `text/*` over any type), 1 when there is no header, 0 when none matches.
  */
@@ -148,7 +130,7 @@ export function decodeBody(body: string, isBase64Encoded: boolean): string {
 }
 
 /** A POST body is either JSON (`{...}`) or the raw ACSM XML; `form` says which its Content-Type allows. */
-export function parseBody(body: string, form: BodyForm = "json-or-acsm-file"): ParsedRequest {
+export function parseBody(body: string, form: BodyForm = "json-or-acsm-file"): ConversionInput {
   const text = body.replace(/^\uFEFF/, "").trim();
   if (text === "") {
     throw new BadRequestError('Empty request body: POST the ACSM file, or JSON {"acsm_content": "..."} or {"acsm_url": "https://..."}.');
@@ -158,7 +140,7 @@ export function parseBody(body: string, form: BodyForm = "json-or-acsm-file"): P
   const other = otherFileKind(text.slice(0, 512));
   if (other !== undefined) throw new NotAnAcsmError(other);
   if (text.startsWith("<")) {
-    return { kind: "convert", source: { kind: "content", content: text }, filename: undefined };
+    return { source: { kind: "content", content: text }, filename: undefined };
   }
   if (form === "acsm-file") {
     // Anything else goes to the token check, which says what an ACSM file looks like; JSON sent
@@ -166,7 +148,7 @@ export function parseBody(body: string, form: BodyForm = "json-or-acsm-file"): P
     if (text.startsWith("{") || text.startsWith("[")) {
       throw new BadRequestError(`The body is JSON, but its Content-Type says it is the ACSM file: send JSON with Content-Type: ${JSON_CONTENT_TYPE}.`);
     }
-    return { kind: "convert", source: { kind: "content", content: text }, filename: undefined };
+    return { source: { kind: "content", content: text }, filename: undefined };
   }
   let parsed: unknown;
   try {
@@ -186,7 +168,7 @@ export function parseBody(body: string, form: BodyForm = "json-or-acsm-file"): P
  * Finds the ACSM in a JSON object. Keys match loosely, as in the original service: any key
  * containing "acsm" and "content" (or "acsm" and "url"), case-insensitive; content wins over url.
  */
-export function parseJsonObject(obj: Record<string, unknown>): ParsedRequest {
+export function parseJsonObject(obj: Record<string, unknown>): ConversionInput {
   const keys = Object.keys(obj);
   const contentKey = keys.find((k) => /acsm/i.test(k) && /content/i.test(k));
   const urlKey = keys.find((k) => /acsm/i.test(k) && /url/i.test(k));
@@ -198,54 +180,17 @@ export function parseJsonObject(obj: Record<string, unknown>): ParsedRequest {
     }
     const size = Buffer.byteLength(content, "utf8");
     if (size > MAX_BODY_BYTES) throw new PayloadTooLargeError(size, MAX_BODY_BYTES);
-    return { kind: "convert", source: { kind: "content", content: content.trim() }, filename };
+    return { source: { kind: "content", content: content.trim() }, filename };
   }
   if (urlKey !== undefined) {
     const url = obj[urlKey];
     if (typeof url !== "string" || url.trim() === "") {
       throw new BadRequestError(`"${urlKey}" must be a non-empty string holding an https:// URL of the ACSM file.`);
     }
-    return { kind: "convert", source: { kind: "url", url: url.trim() }, filename };
+    return { source: { kind: "url", url: url.trim() }, filename };
   }
   throw new BadRequestError(
     'JSON body has no ACSM: send {"acsm_content": "<xml…>"} or {"acsm_url": "https://…"}' +
       (keys.length ? ` (got keys: ${keys.slice(0, 10).join(", ")}).` : "."),
   );
-}
-
-/**
- * The request's path: `rawPath` of a Function URL event (payload 2.0), else `requestContext.http.path`;
- * one trailing slash is ignored (`/loans/` is `/loans`).
- */
-export function requestPath(event: unknown): string {
-  const e = event as { rawPath?: unknown; requestContext?: { http?: { path?: unknown } } };
-  const raw = typeof e.rawPath === "string" ? e.rawPath : typeof e.requestContext?.http?.path === "string" ? e.requestContext.http.path : "/";
-  if (raw === "" || raw === "/") return "/";
-  return raw.endsWith("/") ? raw.slice(0, -1) : raw;
-}
-
-/**
- * The loan routes (docs/api.md, "Library loans"): `GET /loans`, `POST /loans/<id>/return`,
- * `DELETE /loans/<id>`. Another method on one of these paths is 405; any other path 404. The id is
- * checked where it is used (it must be 16 lowercase hex digits, as libgourou names loans).
- */
-export function parseLoanRoute(path: string, method: string): ParsedRequest {
-  if (path === "/loans") {
-    if (method === "GET") return { kind: "loans" };
-    throw new MethodNotAllowedError(method, ["GET"], { path, allowed: "GET" });
-  }
-  const match = /^\/loans\/([^/]+)(\/return)?$/.exec(path);
-  if (match === null) throw new NotFoundError();
-  let id: string;
-  try {
-    id = decodeURIComponent(match[1]);
-  } catch {
-    id = match[1];
-  }
-  if (match[2] !== undefined) {
-    if (method === "POST") return { kind: "loan-return", id };
-    throw new MethodNotAllowedError(method, ["POST"], { path: "a loan's return", allowed: "POST to return the loan" });
-  }
-  if (method === "DELETE") return { kind: "loan-forget", id };
-  throw new MethodNotAllowedError(method, ["DELETE"], { path: "a loan", allowed: "DELETE to forget it, or POST to …/return to return it" });
 }

@@ -112,13 +112,10 @@ async function main(): Promise<void> {
   const { loadConfig } = await import("../../lambda/src/config");
   // The converter's connections (through the handler's egress proxy) reach a local fake distributor.
   const distributor = await startFakeDistributor();
-  const handle = createHandler({
-    config: loadConfig(),
-    tmpRoot: join(work, "tmp"),
-    egress: testEgress(distributor),
-    toolEnv: standinEnv,
-    logSink: () => undefined,
-  });
+  const handle = createHandler(
+    { config: loadConfig(), tmpRoot: join(work, "tmp"), logSink: () => undefined },
+    { egress: testEgress(distributor), toolEnv: standinEnv },
+  );
 
   async function convertOnce(bytes: number, watchMemory = false): Promise<{ totalMs: number; toolMs: number; peakRssMb: number; riseMb: number }> {
     process.env.FAKE_ADEPT_BOOK_BYTES = String(bytes);

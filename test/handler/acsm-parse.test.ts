@@ -3,7 +3,8 @@
 // input up to the size limit is answered in milliseconds.
 import { beforeAll, describe, expect, it } from "vitest";
 import { validateAcsm } from "../../lambda/src/acsm";
-import { MAX_BODY_BYTES, parseRequest } from "../../lambda/src/request";
+import { readConversion } from "../../lambda/src/request";
+import { MAX_BODY_BYTES } from "../../lambda/src/contract";
 import { LibgourouError, mapLibgourouError } from "../../lambda/src/libgourou";
 import { AcsmExpiredError, BadRequestError } from "../../lambda/src/errors";
 import { makeAcsm, urlEvent } from "./harness";
@@ -95,7 +96,8 @@ function cpuMs(work: () => void): number {
 /** The status the handler would answer for `xml` as a request body (400 for a refused token). */
 function statusFor(xml: string): number {
   try {
-    validateAcsm(parseRequest(urlEvent("POST", xml)).kind === "convert" ? xml : "", now);
+    readConversion(urlEvent("POST", xml));
+    validateAcsm(xml, now);
     return 200;
   } catch (err) {
     return err instanceof BadRequestError ? 400 : 500;

@@ -6,7 +6,8 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { createHandler, createS3Client, entryPointDeps, handler as lambdaHandler, type HandlerDeps } from "../../lambda/src/handler";
+import { createHandler, createS3Client, entryPoint } from "../../lambda/src/handler";
+import { testHandler, type TestHandlerDeps } from "../support/test-handler";
 import { loadConfig } from "../../lambda/src/config";
 import { s3DeviceStore, type DeviceStore } from "../../lambda/src/device";
 import { isPublicAddress } from "../../lambda/src/address-policy";
@@ -53,10 +54,10 @@ const resolver: Resolver = async (hostname) => {
 };
 
 /** A handler instance with its own /tmp, i.e. a fresh (cold) Lambda container. */
-function coldContainer(extra: Partial<HandlerDeps> = {}) {
+function coldContainer(extra: Partial<TestHandlerDeps> = {}) {
   const tmpRoot = mkdtempSync(join(tmpdir(), "knock-container-"));
   scratch.push(tmpRoot);
-  const handle = createHandler({
+  const handle = testHandler({
     config: loadConfig(),
     tmpRoot,
     resolver,
@@ -201,13 +202,14 @@ describe("request forms", () => {
     expect((await handle(urlEvent("GET"), fakeContext())).headers.allow).toBeUndefined();
   });
 
-  it("works as the module's exported Lambda entry point, configured from the environment", async () => {
+  it("works as a Lambda entry point, configured from the environment", async () => {
     // Its /tmp is os.tmpdir(), fixed at the first invocation: point it at a scratch directory.
     const tmp = mkdtempSync(join(tmpdir(), "knock-container-"));
     scratch.push(tmp);
     process.env.TMPDIR = tmp;
-    // The converter's connections go to the fake distributor, as in coldContainer (no real DNS).
-    Object.assign(entryPointDeps, { egress: testEgress(distributor), toolEnv: standinEnv });
+    // The module's `handler` is this with no seams; here the converter's connections go to the fake
+    // distributor, as in coldContainer (no real DNS).
+    const lambdaHandler = entryPoint((config) => createHandler({ config }, { egress: testEgress(distributor), toolEnv: standinEnv }));
     const ctx = fakeContext() as never;
     const health = await lambdaHandler(urlEvent("GET"), ctx);
     expect(health.statusCode).toBe(200);

@@ -7,7 +7,8 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createHandler, createS3Client, type HandlerDeps } from "../../lambda/src/handler";
+import { createS3Client } from "../../lambda/src/handler";
+import { testHandler, type TestHandlerDeps } from "../support/test-handler";
 import { loadConfig } from "../../lambda/src/config";
 import {
   TOOLS_DIR,
@@ -32,11 +33,11 @@ let stateDir: string;
 const scratch: string[] = [];
 const savedEnv = { ...process.env };
 
-function container(extra: Partial<HandlerDeps> = {}) {
+function container(extra: Partial<TestHandlerDeps> = {}) {
   const tmpRoot = mkdtempSync(join(tmpdir(), "knock-container-"));
   scratch.push(tmpRoot);
   const logs: string[] = [];
-  const handle = createHandler({ config: loadConfig(), tmpRoot, egress: testEgress(distributor), toolEnv: standinEnv, logSink: (l) => logs.push(l), ...extra });
+  const handle = testHandler({ config: loadConfig(), tmpRoot, egress: testEgress(distributor), toolEnv: standinEnv, logSink: (l) => logs.push(l), ...extra });
   return { handle, tmpRoot, logs };
 }
 const post = (payload: unknown) => urlEvent("POST", JSON.stringify(payload));

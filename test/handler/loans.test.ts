@@ -6,7 +6,9 @@ import { chmodSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createHandler, createS3Client, type HandlerDeps } from "../../lambda/src/handler";
+import { createS3Client } from "../../lambda/src/handler";
+import { s3Stores } from "../../lambda/src/stores";
+import { testHandler, type TestHandlerDeps } from "../support/test-handler";
 import { loadConfig } from "../../lambda/src/config";
 import { loanKey, s3LoanStore, type LoanStore } from "../../lambda/src/loan-store";
 import { s3DeviceStore } from "../../lambda/src/device";
@@ -60,10 +62,10 @@ afterEach(async () => {
 });
 
 /** A handler instance with its own /tmp: a fresh (cold) Lambda container. */
-function coldContainer(extra: Partial<HandlerDeps> = {}) {
+function coldContainer(extra: Partial<TestHandlerDeps> = {}) {
   const tmpRoot = mkdtempSync(join(tmpdir(), "knock-container-"));
   scratch.push(tmpRoot);
-  const handle = createHandler({ config: loadConfig(), tmpRoot, egress: testEgress(distributor), toolEnv: standinEnv, logSink: (l) => logs.push(l), ...extra });
+  const handle = testHandler({ config: loadConfig(), tmpRoot, egress: testEgress(distributor), toolEnv: standinEnv, logSink: (l) => logs.push(l), ...extra });
   return { handle, tmpRoot };
 }
 
@@ -321,7 +323,7 @@ describe("POST /loans/<id>/return", () => {
 describe("failures around the loan", () => {
   it("still answers 200 with the book when the token cannot be stored, saying the loan cannot be returned early", async () => {
     const failing: LoanStore = { ...store, put: () => Promise.reject(new Error("AccessDenied")) };
-    const { handle } = coldContainer({ loanStore: failing });
+    const { handle } = coldContainer({ stores: { ...s3Stores(client, loadConfig()), loans: failing } });
     const { acsm, id } = loanAcsm("Unstorable");
     const res = await convert(handle, acsm);
     expect(res.statusCode).toBe(200);

@@ -7,17 +7,19 @@ import { createHash } from "node:crypto";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it, vi } from "vitest";
-import type { createHandler, HandlerDeps, HandlerResult } from "../../lambda/src/handler";
+import type { Handler, HandlerResult } from "../../lambda/src/handler";
+import type { HandlerStores } from "../../lambda/src/stores";
+import type { TestHandlerDeps } from "../support/test-handler";
 import { loadConfig, type HandlerConfig } from "../../lambda/src/config";
 import { fakeContext, makeAcsm } from "./harness";
 import { handlerWorld } from "./world";
 import { functionUrlEvent, type WireRequest } from "./browser-events";
 
 const world = handlerWorld();
-const container = (deps: Partial<HandlerDeps> = {}) => world.container({ logSink: () => undefined, ...deps });
+const container = (deps: Partial<TestHandlerDeps> = {}) => world.container({ logSink: () => undefined, ...deps });
 
 const json = (contentType = "application/json") => ({ "content-type": contentType });
-const request = (handle: ReturnType<typeof createHandler>, wire: WireRequest) => handle(functionUrlEvent(wire), fakeContext());
+const request = (handle: Handler, wire: WireRequest) => handle(functionUrlEvent(wire), fakeContext());
 
 /** A loan ACSM and the id the service gives its loan (libgourou: SHA-1 of the loan id, 16 hex digits). */
 function loanAcsm(title: string): { acsm: string; id: string } {
@@ -76,8 +78,8 @@ describe("every JSON answer is no-store", () => {
   });
 
   it("an unexpected failure's 500", async () => {
-    const broken = { load: async () => { throw new Error("disk on fire"); } } as unknown as NonNullable<HandlerDeps["deviceStore"]>;
-    const res = await request(container({ deviceStore: broken }), { method: "POST", headers: json(), body: JSON.stringify({ acsm_content: makeAcsm() }) });
+    const broken = { load: async () => { throw new Error("disk on fire"); } } as unknown as HandlerStores["device"];
+    const res = await request(container({ stores: { ...world.stores(), device: broken } }), { method: "POST", headers: json(), body: JSON.stringify({ acsm_content: makeAcsm() }) });
     expectNoStore(res, 500);
     expect(JSON.parse(res.body).error_type).toBe("InternalError");
   });

@@ -4,23 +4,25 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { MAX_BODY_BYTES, parseBody, parseJsonObject, parseRequest } from "../../lambda/src/request";
+import { parseBody, parseJsonObject, readConversion } from "../../lambda/src/request";
+import { MAX_BODY_BYTES, ROUTES } from "../../lambda/src/contract";
+import { routeOf } from "../../lambda/src/routes";
 import { validateAcsm } from "../../lambda/src/acsm";
 import { isPublicAddress } from "../../lambda/src/address-policy";
 import { LibgourouError, mapLibgourouError, parseToolFailure } from "../../lambda/src/libgourou";
 import { runTool } from "../../lambda/src/run-tool";
 import { decodeDevice, encodeDevice, DEVICE_DOCUMENT_FORMAT } from "../../lambda/src/device";
 import { contentDisposition } from "../../lambda/src/output-store";
-import { safeFileName, safetyMarginMs } from "../../lambda/src/handler";
+import { safetyMarginMs } from "../../lambda/src/handler";
+import { safeFileName } from "../../lambda/src/use-cases/convert";
 import { loadConfig } from "../../lambda/src/config";
 import { AcsmExpiredError, BadRequestError, PayloadTooLargeError } from "../../lambda/src/errors";
 import { downloadName, downloadOutputArgs } from "../../lambda/src/convert";
 import { TOOLS_DIR, makeAcsm, urlEvent } from "./harness";
 
-describe("parseRequest", () => {
+describe("readConversion", () => {
   it("prefers content over url when both loose keys are present, and keeps filename", () => {
     expect(parseJsonObject({ acsmURL: "https://x.test/a.acsm", ACSM_Content: "<x/>", filename: "a.acsm" })).toEqual({
-      kind: "convert",
       source: { kind: "content", content: "<x/>" },
       filename: "a.acsm",
     });
@@ -35,18 +37,19 @@ describe("parseRequest", () => {
     expect(parseBody("\uFEFF  <fulfillmentToken/>")).toMatchObject({ source: { kind: "content", content: "<fulfillmentToken/>" } });
   });
 
-  it("reads GET as health whatever the body, and a non-object direct invocation as bad input", () => {
-    expect(parseRequest(urlEvent("GET", "ignored"))).toEqual({ kind: "health" });
-    expect(() => parseRequest("just a string")).toThrow(BadRequestError);
-    expect(() => parseRequest([1, 2])).toThrow(BadRequestError);
+  it("routes GET as health whatever the body, any direct invocation as a conversion, and reads a non-object one as bad input", () => {
+    expect(routeOf(urlEvent("GET", "ignored"), ROUTES).route.id).toBe("health");
+    expect(routeOf("just a string", ROUTES).route.id).toBe("convert");
+    expect(() => readConversion("just a string")).toThrow(BadRequestError);
+    expect(() => readConversion([1, 2])).toThrow(BadRequestError);
   });
 
   it("accepts exactly the limit and refuses one byte more", () => {
     const at = "<" + "a".repeat(MAX_BODY_BYTES - 1);
-    expect(parseRequest(urlEvent("POST", at))).toMatchObject({ kind: "convert" });
-    expect(() => parseRequest(urlEvent("POST", at + "a"))).toThrow(PayloadTooLargeError);
-    expect(() => parseRequest(urlEvent("POST", at + "a", { base64: true }))).toThrow(PayloadTooLargeError);
-    expect(() => parseRequest({ acsm_content: at + "a" })).toThrow(PayloadTooLargeError);
+    expect(readConversion(urlEvent("POST", at))).toMatchObject({ source: { kind: "content" } });
+    expect(() => readConversion(urlEvent("POST", at + "a"))).toThrow(PayloadTooLargeError);
+    expect(() => readConversion(urlEvent("POST", at + "a", { base64: true }))).toThrow(PayloadTooLargeError);
+    expect(() => readConversion({ acsm_content: at + "a" })).toThrow(PayloadTooLargeError);
   });
 });
 

@@ -5,7 +5,9 @@ import { describe, expect, it, vi } from "vitest";
 import { bearerToken, tokenMatches, tokenSha256 } from "../../lambda/src/access";
 import { loadConfig, type HandlerConfig } from "../../lambda/src/config";
 import { createHandler } from "../../lambda/src/handler";
-import { isPageRequest, quality } from "../../lambda/src/request";
+import { quality } from "../../lambda/src/request";
+import { ROUTES } from "../../lambda/src/contract";
+import { routeOf } from "../../lambda/src/routes";
 import { fakeContext, makeAcsm, TOOLS_DIR, urlEvent } from "./harness";
 
 // Wraps the real timingSafeEqual so the tests can see what it compares.
@@ -30,8 +32,14 @@ function tokenHandler() {
   };
   const handle = createHandler({
     config,
-    deviceStore: { load: refuse("device load"), loadVersioned: refuse("device load"), storeIfAbsent: refuse("device store"), remove: refuse("device remove") } as never,
-    outputStore: { upload: refuse("upload"), presign: refuse("presign") },
+    stores: {
+      device: { load: refuse("device load"), loadVersioned: refuse("device load"), storeIfAbsent: refuse("device store"), remove: refuse("device remove") } as never,
+      output: { upload: refuse("upload"), presign: refuse("presign") },
+      loans: {
+        list: refuse("loan list"), get: refuse("loan get"), put: refuse("loan put"), removeIfUnchanged: refuse("loan remove"),
+        createMarker: refuse("marker create"), readMarker: refuse("marker read"), removeMarker: refuse("marker remove"),
+      },
+    },
     logSink: (line) => logs.push(line),
   });
   return { handle, logs, stores };
@@ -147,7 +155,7 @@ describe("the function's environment for token mode", () => {
   it("refuses to run open: TOKEN without a hash, or a hash that is not one", () => {
     expect(() => loadConfig({ ...base, FUNCTION_URL_AUTH: "TOKEN" })).toThrow(/ACCESS_TOKEN_SHA256 is required/);
     expect(() => loadConfig({ ...base, ACCESS_TOKEN_SHA256: TOKEN })).toThrow(/64 hex digits/);
-    expect(() => loadConfig({ ...base, FUNCTION_URL_AUTH: "OPEN" })).toThrow(/AWS_IAM, NONE or TOKEN/);
+    expect(() => loadConfig({ ...base, FUNCTION_URL_AUTH: "OPEN" })).toThrow('FUNCTION_URL_AUTH is "OPEN"; expected one of AWS_IAM, NONE, TOKEN.');
   });
 });
 
@@ -155,6 +163,14 @@ describe("which GET gets the page", () => {
   const get = (accept: string | undefined, rawPath = "/") => ({
     rawPath, headers: accept === undefined ? {} : { accept }, requestContext: { http: { method: "GET" } },
   });
+  /** True when the router sends the event to the page (the route table's `page`, chosen by Accept). */
+  const isPageRequest = (event: unknown): boolean => {
+    try {
+      return routeOf(event, ROUTES).route.id === "page";
+    } catch {
+      return false; // 404 or 405: no route, so not the page either
+    }
+  };
 
   it.each([
     ["text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8", true],

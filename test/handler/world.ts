@@ -4,8 +4,10 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll } from "vitest";
-import { createHandler, createS3Client, type HandlerDeps } from "../../lambda/src/handler";
+import { createS3Client, type Handler } from "../../lambda/src/handler";
 import { loadConfig } from "../../lambda/src/config";
+import { s3Stores, type HandlerStores } from "../../lambda/src/stores";
+import { testHandler, type TestHandlerDeps } from "../support/test-handler";
 import { s3LoanStore, type LoanStore } from "../../lambda/src/loan-store";
 import { s3DeviceStore, type DeviceStore } from "../../lambda/src/device";
 import { DEVICE_BUCKET, handlerEnv, standinEnv, startFakeDistributor, startLocalS3, testEgress, type FakeDistributor, type LocalS3 } from "./harness";
@@ -22,8 +24,10 @@ export interface HandlerWorld {
   readonly loanStore: LoanStore;
   /** The handler's own S3 device store on the local server. */
   readonly deviceStore: DeviceStore;
+  /** The handler's own S3 stores on the local server (to replace one of them in a container). */
+  stores(): HandlerStores;
   /** A fresh (cold) container of the real handler, configured from the environment unless `deps` say otherwise. */
-  container(deps?: Partial<HandlerDeps>): ReturnType<typeof createHandler>;
+  container(deps?: Partial<TestHandlerDeps>): Handler;
 }
 
 /**
@@ -69,10 +73,14 @@ export function handlerWorld(): HandlerWorld {
     logs,
     get loanStore() { return ready(loanStore, "loanStore"); },
     get deviceStore() { return ready(deviceStore, "deviceStore"); },
+    stores() {
+      const config = loadConfig();
+      return s3Stores(createS3Client(config), config);
+    },
     container(deps = {}) {
       const tmpRoot = mkdtempSync(join(tmpdir(), "knock-container-"));
       scratch.push(tmpRoot);
-      return createHandler({
+      return testHandler({
         config: loadConfig(), tmpRoot, egress: testEgress(ready(distributor, "distributor")), toolEnv: standinEnv,
         logSink: (line) => logs.push(line), ...deps,
       });
