@@ -1,0 +1,62 @@
+// A stack deployed before issue 18's refactor (one contract, one route table) must `pulumi up`
+// without replacing anything. The fixtures are the program's resources under the same mocks at
+// commit e80e9b3 (the last commit before the refactor), taken with test/support/stack-snapshot.ts:
+// the engine matches resources by URN, so an equal URN set means nothing is deleted or created,
+// and equal inputs mean nothing is updated — except the two changes listed below, each an update
+// in place or the designed image rebuild.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import { corsMethods } from "../lambda/src/public";
+import { snapshotStack, type SnapshotEntry } from "./support/stack-snapshot";
+
+const FUNCTION_URL = "urn:pulumi:dev::knock-lambda::aws:lambda/functionUrl:FunctionUrl::knock-lambda-url";
+const BUILD_COMMAND = "urn:pulumi:dev::knock-lambda::command:local:Command::knock-lambda-build-run";
+
+function before(name: string): SnapshotEntry[] {
+  return JSON.parse(readFileSync(join(__dirname, "fixtures", "stack-before-issue-18", `${name}.json`), "utf8")) as SnapshotEntry[];
+}
+
+type Inputs = Record<string, unknown> & { cors?: { allowMethods?: string[] }; triggers?: unknown[]; environment?: Record<string, unknown> };
+
+/**
+ * The inputs with the intended differences taken out: the build context's hash (the build
+ * command's first trigger and its BUILD_CONTEXT_SHA256: any change under lambda/ rebuilds the
+ * image, which is how new code reaches the function), and the Function URL's CORS methods (now
+ * every method the routes use; an update of the URL in place, compared on its own below). The
+ * command's `dir` is the checkout the program ran from, which differs between machines.
+ */
+function comparable(entries: readonly SnapshotEntry[]): SnapshotEntry[] {
+  return entries.map((entry) => {
+    const inputs = structuredClone(entry.inputs) as Inputs;
+    if (entry.urn === BUILD_COMMAND) {
+      if (Array.isArray(inputs.triggers)) inputs.triggers[0] = "<build context hash>";
+      if (inputs.environment) inputs.environment.BUILD_CONTEXT_SHA256 = "<build context hash>";
+      inputs.dir = "<checkout>";
+    }
+    if (entry.urn === FUNCTION_URL && inputs.cors) inputs.cors.allowMethods = ["<the routes' methods>"];
+    return { urn: entry.urn, inputs };
+  });
+}
+
+describe.each([
+  ["default", {}],
+  ["token", { "knock-lambda:function_url_auth": "TOKEN" }],
+])("a %s stack deployed before the refactor", (name, config) => {
+  beforeEach(() => {
+    vi.resetModules();
+  });
+
+  it("keeps every resource's URN, so nothing is replaced, and every input but the two intended changes", async () => {
+    const now = await snapshotStack(config);
+    const old = before(name);
+    expect(now.map((e) => e.urn)).toEqual(old.map((e) => e.urn));
+    // No resource has a parent, so a URN is its type and name alone.
+    for (const e of now) expect(e.urn.split("::")[2]).not.toContain("$");
+    expect(comparable(now)).toEqual(comparable(old));
+    const cors = (e: SnapshotEntry[]) => (e.find((r) => r.urn === FUNCTION_URL)?.inputs as Inputs).cors?.allowMethods;
+    expect(cors(old)).toEqual(["GET", "POST"]);
+    expect(cors(now)).toEqual(corsMethods());
+    expect(cors(now)).toContain("DELETE");
+  }, 120_000);
+});
