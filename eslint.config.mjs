@@ -21,4 +21,18 @@ export default tseslint.config(
       globals: { window: "readonly", document: "readonly", fetch: "readonly", setInterval: "readonly", clearInterval: "readonly" },
     },
   },
+  // The function's public surface: the Pulumi program, the client and the scripts reach lambda/src
+  // only through lambda/src/public.ts, so everything else in lambda/src can change freely
+  // (test/public-surface.test.ts proves the rule refuses a deep import).
+  {
+    files: ["client/**", "infra/**", "index.ts", "config.ts", "scripts/**"],
+    rules: {
+      "no-restricted-imports": ["error", {
+        patterns: [{
+          regex: "(^|/)lambda/src(/(?!public(\\.[cm]?[jt]s)?$)|$)",
+          message: "Import from lambda/src/public.ts, the function's public surface: export what you need there.",
+        }],
+      }],
+    },
+  },
 );

@@ -1,8 +1,7 @@
 import * as pulumi from "@pulumi/pulumi";
 import { beforeAll, describe, expect, it } from "vitest";
 import { createLifecyclePolicy } from "../infra/registry-lifecycle";
-import { DEVICE_OBJECT_KEY } from "../lambda/src/device";
-import { corsMethods, outputKey } from "../lambda/src/public";
+import { corsMethods, DEVICE_OBJECT_KEY, outputKey } from "../lambda/src/public";
 import {
   ACCOUNT_ID, FAKE_BUILD_ID, FAKE_DIGEST, REGION, byName, installMocks, policyOf, settled, valueOf,
   type RecordedResource,

@@ -1,8 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import { Command } from "commander";
-import { otherFileKind } from "../../lambda/src/acsm";
-import type { OtherFileKind } from "../../lambda/src/errors";
+import { otherFileKind, type OtherFileKind } from "../../lambda/src/public";
 import { connect, withConnectionOptions, type Connection, type ConnectionFlags } from "../lib/connection";
 import { downloadToFolder, prepareOutputFolder } from "../lib/download";
 import { CliError, EXIT_FAILED, type FailureKind } from "../lib/failures";

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { networkInterfaces } from "node:os";
 import { Command, InvalidArgumentError } from "commander";
 import { accessLink, terminalQr } from "../lib/access-link";
+import { allowedValues, checkInteger, SETTINGS, type IntegerSettingKey } from "../../lambda/src/public";
 import { CliError } from "../lib/failures";
 import { parseAllowedHost, parsePublicUrl } from "../serve/host-check";
 import { hasTools, startLocalService, TOOLS_HINT } from "../serve/local-service";
@@ -17,6 +18,19 @@ export function reachableHosts(host: string, interfaces = networkInterfaces()): 
   if (host !== "0.0.0.0" && host !== "::") return [host];
   const found = Object.values(interfaces).flatMap((list) => (list ?? []).filter((i) => i.family === "IPv4" && !i.internal).map((i) => i.address));
   return found.length > 0 ? found : [host];
+}
+
+/** The settings `knock serve` has a flag for (the settings table's `serveFlag`). */
+export type ServeSettingKey = { [K in IntegerSettingKey]: (typeof SETTINGS)[K] extends { readonly serveFlag: string } ? K : never }[IntegerSettingKey];
+
+/** The flag's value, checked as every side checks the setting it stands for (the settings table's range). */
+function setting(key: ServeSettingKey) {
+  const flag = SETTINGS[key].serveFlag;
+  return (value: string): number => {
+    const checked = checkInteger(key, value);
+    if (!checked.ok) throw new InvalidArgumentError(`${flag} must be ${allowedValues(key)}.`);
+    return checked.value;
+  };
 }
 
 function integer(name: string, min: number, max: number) {
@@ -53,8 +67,18 @@ export function serveCommand(): Command {
     .option("--token <token>", "access token to ask for (default: none on 127.0.0.1; a new random one on any other address)")
     .option("--data <dir>", "folder for the Adobe device, converted books and the link secret", ".knock")
     .option("--tools <dir>", "folder with libgourou's adept_activate, acsmdownloader, adept_remove, adept_loan_mgt (default: $LIBGOUROU_BIN_DIR)")
-    .option("--timeout <seconds>", "the function's time budget per request, as lambda_timeout", integer("--timeout", 1, 900), 900)
-    .option("--link-expiry <seconds>", "lifetime of download links, as download_url_expiry_seconds", integer("--link-expiry", 1, 604800), 3600)
+    .option(
+      `${SETTINGS.lambda_timeout.serveFlag} <seconds>`,
+      `the function's time budget per request, as lambda_timeout (${allowedValues("lambda_timeout")})`,
+      setting("lambda_timeout"),
+      SETTINGS.lambda_timeout.default,
+    )
+    .option(
+      `${SETTINGS.download_url_expiry_seconds.serveFlag} <seconds>`,
+      `lifetime of download links, as download_url_expiry_seconds (${allowedValues("download_url_expiry_seconds")})`,
+      setting("download_url_expiry_seconds"),
+      SETTINGS.download_url_expiry_seconds.default,
+    )
     .option(
       "--allowed-host <name>",
       "also answer requests whose Host is NAME or NAME:PORT (repeatable); every other name is refused, so a web page on a name pointed at this machine cannot use it",

@@ -2,15 +2,11 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
-import { createHandler, type HandlerDeps } from "../../lambda/src/handler";
-import { tokenSha256 } from "../../lambda/src/access";
-import type { HandlerConfig } from "../../lambda/src/config";
+import { createHandler, storesOn, tokenSha256, type HandlerConfig, type HandlerSeams } from "../../lambda/src/public";
+import { dataFolderObjects, lockDataFolder, pruneExpiredBooks } from "./data-folder";
+import { DOWNLOAD_PREFIX, downloadLinks, downloadSecret } from "./download-links";
 import { createFunctionUrlServer, currentOrigin } from "./function-url-server";
 import { hostAllowList, hostLiteral, parseAllowedHost, parsePublicUrl } from "./host-check";
-import type { HttpAnswer } from "./function-url-event";
-import { localDeviceStore, lockDataFolder } from "./local-device-store";
-import { localLoanStore } from "./local-loan-store";
-import { DOWNLOAD_PREFIX, downloadSecret, localOutputStore, pruneExpiredBooks } from "./local-output-store";
 
 /** The four tools the handler runs (lambda/src/libgourou.ts). */
 export const TOOL_NAMES = ["adept_activate", "acsmdownloader", "adept_remove", "adept_loan_mgt"] as const;
@@ -57,10 +53,11 @@ export interface LocalServiceOptions {
   readonly log?: (line: string) => void;
   readonly now?: () => Date;
   /**
-   * More collaborators for the handler (tests: the converter's egress policy and the stand-in's
-   * environment, as test/handler does). @default none: the handler's production defaults
+   * The handler's test seams, its second argument (tests: the converter's egress policy and the
+   * stand-in's environment, as test/handler does). `now` defaults to this service's. @default none:
+   * the handler's production defaults
    */
-  readonly handlerDeps?: Partial<Omit<HandlerDeps, "config" | "deviceStore" | "outputStore" | "loanStore" | "tmpRoot" | "logSink">>;
+  readonly seams?: Partial<HandlerSeams>;
 }
 
 /** A running local service. */
@@ -80,26 +77,18 @@ export function hasTools(dir: string | undefined): boolean {
 }
 
 /**
- * Words the handler's ConverterMissing answer for `knock serve`: a conversion's names the cloud
- * image and the `tool` that is missing from it, so it is said again for the tools folder; health's
- * ("missing or does not run") fits both and gets the hint.
+ * How the handler explains a converter tool it cannot run under `knock serve` (its
+ * `missingToolMessage`: health's answer and every conversion's or return's ConverterMissing): what
+ * is wrong, then where to give the tools and where to get them.
  */
-export function withToolsHint(answer: HttpAnswer): HttpAnswer {
-  if (answer.statusCode !== 500) return answer;
-  let body: Record<string, unknown>;
-  try {
-    body = JSON.parse(answer.body.toString("utf8")) as Record<string, unknown>;
-  } catch {
-    return answer;
-  }
-  if (body.error_type !== "ConverterMissing" || typeof body.error !== "string" || body.error.includes("--tools")) return answer;
-  const said = typeof body.tool === "string" ? `The converter tool ${body.tool} is missing.` : body.error;
-  return { ...answer, body: Buffer.from(JSON.stringify({ ...body, error: `${said} ${TOOLS_HINT}` })) };
+export function missingToolMessage(tool: string): string {
+  return `The converter tool ${tool} is missing or does not run. ${TOOLS_HINT}`;
 }
 
 /**
  * Runs the real handler (lambda/src/handler.ts, the code the cloud runs) behind a local Function
- * URL, with the device and the books on the local disk and download links served by this server.
+ * URL, on the data folder's object stores instead of the buckets (the function's own stores, so the
+ * same keys and conditional writes), with download links served by this server.
  */
 export async function startLocalService(options: LocalServiceOptions = {}): Promise<LocalService> {
   const host = options.host ?? "127.0.0.1";
@@ -124,26 +113,27 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
   const toolsDir = options.toolsDir ? resolve(options.toolsDir) : undefined;
   let listening = "";
 
-  // Books whose links have all expired are of no use to anyone: drop them at start, and then as
-  // often as a link can expire.
-  const linkLifetimeMs = (options.downloadUrlExpirySeconds ?? 3600) * 1000;
-  const prune = (): void => {
-    void pruneExpiredBooks(dataDir, linkLifetimeMs, options.now?.()).then((n) => {
-      if (n > 0) log(`removed ${n} converted book(s) whose download links had expired`);
-    });
-  };
-  prune();
-  const pruning = setInterval(prune, Math.max(60_000, linkLifetimeMs)).unref();
-  const outputStore = localOutputStore({
-    dataDir,
+  const links = downloadLinks({
     secret: await downloadSecret(dataDir),
     // Links name the server's own address (or the public URL), never the request's Host: a Host
     // the client chose would send the phone elsewhere, and HTTP/1.0 may have none.
     origin: () => publicUrl ?? currentOrigin() ?? listening,
     now: options.now,
   });
+  const objects = dataFolderObjects(dataDir, links.make);
+
+  // Books whose links have all expired are of no use to anyone: drop them at start, and then as
+  // often as a link can expire.
+  const linkLifetimeMs = (options.downloadUrlExpirySeconds ?? 3600) * 1000;
+  const prune = (): void => {
+    void pruneExpiredBooks(objects.books, linkLifetimeMs, options.now?.()).then((n) => {
+      if (n > 0) log(`removed ${n} converted book(s) whose download links had expired`);
+    });
+  };
+  prune();
+  const pruning = setInterval(prune, Math.max(60_000, linkLifetimeMs)).unref();
   const config: HandlerConfig = {
-    // Bucket names are unused: the local stores replace both buckets.
+    // Bucket names are unused: the data folder's object stores replace both buckets.
     outputBucket: "knock-serve-local",
     deviceBucket: "knock-serve-local",
     downloadUrlExpirySeconds: options.downloadUrlExpirySeconds ?? 3600,
@@ -153,16 +143,16 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
     accessTokenSha256: options.accessToken === undefined ? undefined : tokenSha256(options.accessToken),
     functionUrlAuth: options.accessToken === undefined ? "NONE" : "TOKEN",
   };
-  const handle = createHandler({
-    ...options.handlerDeps,
-    config,
-    deviceStore: localDeviceStore(dataDir, options.now),
-    loanStore: localLoanStore(dataDir),
-    outputStore,
-    tmpRoot: join(dataDir, "tmp"),
-    logSink: log,
-    now: options.now,
-  });
+  const handle = createHandler(
+    {
+      config,
+      stores: storesOn(objects.device, objects.books),
+      missingToolMessage,
+      tmpRoot: join(dataDir, "tmp"),
+      logSink: log,
+    },
+    { ...(options.now === undefined ? {} : { now: options.now }), ...options.seams },
+  );
   // Every request first names one of this server's own hosts (DNS rebinding: see host-check.ts).
   const checkHost = hostAllowList({ bindHost: host, allowedHosts, publicUrl });
   const server = createFunctionUrlServer({
@@ -178,8 +168,7 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
       });
       return refusal && { statusCode: refusal.statusCode, errorType: refusal.errorType, message: refusal.message, details: { refused_host: refusal.refusedHost } };
     },
-    routes: [{ prefix: DOWNLOAD_PREFIX, serve: (req, res) => outputStore.serveDownload(req, res) }],
-    adjust: withToolsHint,
+    routes: [{ prefix: DOWNLOAD_PREFIX, serve: (req, res) => links.serve(objects.books, req, res) }],
     log,
   });
   try {

@@ -1,10 +1,10 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile, access } from "node:fs/promises";
 import { dirname, join } from "node:path";
-import { DeleteObjectCommand, type S3Client } from "@aws-sdk/client-s3";
+import { DEVICE_OBJECT_KEY, deviceBackupKey } from "./contract";
 import { runLibgourou } from "./libgourou";
 import { ServiceError } from "./errors";
 import type { Logger } from "./log";
-import { deleteIfMatch, putIfAbsent, putIfMatch, readObject, type ConditionalDelete, type ConditionalReplace } from "./s3-conditional";
+import type { ConditionalDelete, ConditionalReplace, ObjectStore } from "./object-store";
 import { upgradeActivationServer } from "./device-upgrade";
 
 /** The files `adept_activate` writes and every other tool reads through `-D DIR`. */
@@ -12,20 +12,6 @@ export const DEVICE_FILES = ["device.xml", "activation.xml", "devicesalt"] as co
 
 /** One Adobe device: file name → contents. */
 export type DeviceFiles = Readonly<Record<(typeof DEVICE_FILES)[number], Buffer>>;
-
-/** Object key of the stored device in the device credentials bucket. */
-export const DEVICE_OBJECT_KEY = "adept/device.json";
-
-/**
- * Where a stored device document is copied, verbatim, before the handler rewrites it (see
- * {@link DeviceManager}): `<prefix><ETag of the old document>.json`.
- */
-export const DEVICE_BACKUP_PREFIX = "adept/backups/device-";
-
-/** Object key of the backup of the stored device at version `etag`. */
-export function deviceBackupKey(etag: string): string {
-  return `${DEVICE_BACKUP_PREFIX}${etag.replace(/^W\//, "").replace(/"/g, "")}.json`;
-}
 
 /** Format tag inside the stored document, so a future layout can be recognised. */
 export const DEVICE_DOCUMENT_FORMAT = "knock-lambda/adept-device/v1";
@@ -87,25 +73,36 @@ export function decodeDevice(text: string): DeviceFiles {
   return out as DeviceFiles;
 }
 
-/** {@link DeviceStore} backed by one S3 object, created with a conditional write (`If-None-Match: *`). */
-export function s3DeviceStore(s3: S3Client, bucket: string, now: () => Date = () => new Date()): DeviceStore {
+/** The stored document's content type. */
+const DOCUMENT_TYPE = "application/json";
+
+/**
+ * {@link DeviceStore} on the device bucket's objects: one JSON document at {@link DEVICE_OBJECT_KEY},
+ * created with a conditional write (`If-None-Match: *`) so concurrent cold starts agree on one
+ * device, and its backups at {@link deviceBackupKey}.
+ */
+export function deviceStore(objects: ObjectStore, now: () => Date = () => new Date()): DeviceStore {
   const store: DeviceStore = {
     async load() {
       return (await store.loadVersioned())?.files;
     },
     async loadVersioned() {
-      const found = await readObject(s3, bucket, DEVICE_OBJECT_KEY);
-      return found && { files: decodeDevice(found.body), etag: found.etag, document: found.body };
+      const found = await objects.get(DEVICE_OBJECT_KEY);
+      if (found === undefined) return undefined;
+      const document = found.body.toString("utf8");
+      return { files: decodeDevice(document), etag: found.etag, document };
     },
-    // A 412 (or 409) means another cold start stored its device first; the caller loads the winner's.
-    storeIfAbsent: (files) => putIfAbsent(s3, bucket, DEVICE_OBJECT_KEY, encodeDevice(files, now()), "application/json"),
-    async remove() {
-      await s3.send(new DeleteObjectCommand({ Bucket: bucket, Key: DEVICE_OBJECT_KEY }));
+    // "exists" means another cold start stored its device first; the caller loads the winner's.
+    async storeIfAbsent(files) {
+      const created = await objects.putIfAbsent(DEVICE_OBJECT_KEY, encodeDevice(files, now()), DOCUMENT_TYPE);
+      return created === "exists" ? undefined : created.etag;
     },
-    removeIfUnchanged: (etag) => deleteIfMatch(s3, bucket, DEVICE_OBJECT_KEY, etag),
-    replaceIfUnchanged: (files, etag) => putIfMatch(s3, bucket, DEVICE_OBJECT_KEY, etag, encodeDevice(files, now()), "application/json"),
+    remove: () => objects.delete(DEVICE_OBJECT_KEY),
+    removeIfUnchanged: (etag) => objects.deleteIfMatch(DEVICE_OBJECT_KEY, etag),
+    replaceIfUnchanged: (files, etag) => objects.putIfMatch(DEVICE_OBJECT_KEY, etag, encodeDevice(files, now()), DOCUMENT_TYPE),
     async keepBackup(device) {
-      await putIfAbsent(s3, bucket, deviceBackupKey(device.etag), device.document, "application/json");
+      // An existing backup of this version holds the same document: "exists" is fine.
+      await objects.putIfAbsent(deviceBackupKey(device.etag), device.document, DOCUMENT_TYPE);
     },
   };
   return store;

@@ -1,30 +1,7 @@
-import { PutObjectCommand, paginateListObjectsV2, type S3Client } from "@aws-sdk/client-s3";
-import { deleteIfMatch, putIfAbsent, readObject, type ConditionalDelete } from "./s3-conditional";
+import { LOAN_ID_PATTERN, LOANS_PREFIX, loanKey, returnMarkerKey } from "./contract";
+import type { ConditionalDelete, ObjectStore } from "./object-store";
 
-export type { ConditionalDelete } from "./s3-conditional";
-
-/**
- * Where loan tokens are kept in the device bucket: beside the device they belong to, under the
- * prefix the role's `adept/*` grant already covers (infra/conversion-function.ts).
- */
-export const LOANS_PREFIX = "adept/loans/";
-
-/**
- * A loan's id as libgourou names it: the first 16 hex digits of SHA-1(loan id), lower case
- * (utils/acsmdownloader.cpp serializeLoanToken, ByteArray::toHex). It becomes a file name and an
- * object key, so nothing else is ever accepted.
- */
-export const LOAN_ID_PATTERN = /^[0-9a-f]{16}$/;
-
-/** Object key of a stored loan token. */
-export function loanKey(id: string): string {
-  return `${LOANS_PREFIX}${id}.xml`;
-}
-
-/** Object key of the marker a return holds while it runs (so two returns never both talk to the library). */
-export function returnMarkerKey(id: string): string {
-  return `${LOANS_PREFIX}${id}.returning`;
-}
+export type { ConditionalDelete } from "./object-store";
 
 /** A stored loan token and the version (ETag) it was read at. */
 export interface StoredLoanToken {
@@ -39,7 +16,6 @@ export interface LoanListEntry {
   /** When the token was stored (S3 LastModified), i.e. when the book was fulfilled. */
   readonly storedAt: Date;
 }
-
 
 /**
  * Persistence of loan tokens, with S3's semantics (Amazon S3 User Guide, "Conditional requests"):
@@ -63,32 +39,38 @@ export interface LoanStore {
   removeMarker(id: string, etag: string): Promise<ConditionalDelete>;
 }
 
-/** {@link LoanStore} on the device bucket, under {@link LOANS_PREFIX}. */
-export function s3LoanStore(s3: S3Client, bucket: string): LoanStore {
-  const tokenKey = new RegExp(`^${LOANS_PREFIX}([0-9a-f]{16})\\.xml$`);
+/** The id of the token stored at `key`, or undefined for any other key (a marker, a stray object). */
+function tokenId(key: string): string | undefined {
+  const id = key.startsWith(LOANS_PREFIX) && key.endsWith(".xml") ? key.slice(LOANS_PREFIX.length, -".xml".length) : undefined;
+  return id !== undefined && LOAN_ID_PATTERN.test(id) && loanKey(id) === key ? id : undefined;
+}
 
+/** {@link LoanStore} on the device bucket's objects: tokens at {@link loanKey}, markers at {@link returnMarkerKey}. */
+export function loanStore(objects: ObjectStore): LoanStore {
   return {
     async list() {
       const out: LoanListEntry[] = [];
-      for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: LOANS_PREFIX })) {
-        for (const object of page.Contents ?? []) {
-          const id = tokenKey.exec(object.Key ?? "")?.[1];
-          if (id !== undefined) out.push({ id, storedAt: object.LastModified ?? new Date(0) });
-        }
+      for (const object of await objects.list(LOANS_PREFIX)) {
+        const id = tokenId(object.key);
+        if (id !== undefined) out.push({ id, storedAt: object.lastModified });
       }
       return out;
     },
     async get(id) {
-      const found = await readObject(s3, bucket, loanKey(id));
-      return found && { id, xml: found.body, etag: found.etag };
+      const found = await objects.get(loanKey(id));
+      return found && { id, xml: found.body.toString("utf8"), etag: found.etag };
     },
-    async put(id, xml) {
-      await s3.send(new PutObjectCommand({ Bucket: bucket, Key: loanKey(id), Body: xml, ContentType: "application/xml" }));
+    put: (id, xml) => objects.put(loanKey(id), xml, "application/xml"),
+    removeIfUnchanged: (id, etag) => objects.deleteIfMatch(loanKey(id), etag),
+    // "exists" means another return holds the marker, which for the caller is the same thing.
+    async createMarker(id, body) {
+      const created = await objects.putIfAbsent(returnMarkerKey(id), body, "application/json");
+      return created === "exists" ? undefined : created.etag;
     },
-    removeIfUnchanged: (id, etag) => deleteIfMatch(s3, bucket, loanKey(id), etag),
-    // A 412 (or 409) means another return holds the marker, which for the caller is the same thing.
-    createMarker: (id, body) => putIfAbsent(s3, bucket, returnMarkerKey(id), body, "application/json"),
-    readMarker: (id) => readObject(s3, bucket, returnMarkerKey(id)),
-    removeMarker: (id, etag) => deleteIfMatch(s3, bucket, returnMarkerKey(id), etag),
+    async readMarker(id) {
+      const found = await objects.get(returnMarkerKey(id));
+      return found && { body: found.body.toString("utf8"), etag: found.etag };
+    },
+    removeMarker: (id, etag) => objects.deleteIfMatch(returnMarkerKey(id), etag),
   };
 }

@@ -1,7 +1,7 @@
-import { createReadStream } from "node:fs";
-import { GetObjectCommand, type S3Client } from "@aws-sdk/client-s3";
-import { Upload } from "@aws-sdk/lib-storage";
-import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
+import { OUTPUT_PREFIX } from "./contract";
+import type { ObjectStore, PresignedUrl } from "./object-store";
+
+export { contentDisposition, type PresignedUrl } from "./object-store";
 
 /** Where converted books go and how callers get them. */
 export interface OutputStore {
@@ -15,54 +15,19 @@ export interface OutputStore {
   presign(key: string, filename: string, contentType: string, expirySeconds: number): Promise<PresignedUrl>;
 }
 
-/** A presigned download link and the moment it stops working. */
-export interface PresignedUrl {
-  readonly url: string;
-  readonly expiresAt: Date;
+/** Refuses a key outside {@link OUTPUT_PREFIX}: the role may write nothing else in the output bucket. */
+function bookKey(key: string): string {
+  if (!key.startsWith(OUTPUT_PREFIX) || key.length === OUTPUT_PREFIX.length) throw new Error(`not a converted book's key: ${key}`);
+  return key;
 }
 
 /**
- * `Content-Disposition: attachment` with the book's name, readable by every browser: a quoted
- * ASCII fallback plus the exact UTF-8 name in RFC 5987 `filename*`.
+ * {@link OutputStore} on the output bucket's objects: books under {@link OUTPUT_PREFIX} (keys made
+ * with the contract's outputKey), uploaded as a stream and handed out as presigned GET links.
  */
-export function contentDisposition(filename: string): string {
-  const fallback = filename.replace(/[^\x20-\x7e]/g, "_").replace(/["\\]/g, "_");
-  const encoded = encodeURIComponent(filename).replace(/['()*]/g, (c) => "%" + c.charCodeAt(0).toString(16).toUpperCase());
-  return `attachment; filename="${fallback}"; filename*=UTF-8''${encoded}`;
-}
-
-/** {@link OutputStore} on an S3 bucket: multipart streaming upload and presigned GetObject. */
-export function s3OutputStore(s3: S3Client, bucket: string): OutputStore {
+export function outputStore(objects: ObjectStore): OutputStore {
   return {
-    async upload(key, path, contentType) {
-      // 8 MiB parts, 2 in flight: bounded memory (~16 MiB of buffers) whatever the book's size.
-      const upload = new Upload({
-        client: s3,
-        params: { Bucket: bucket, Key: key, Body: createReadStream(path), ContentType: contentType },
-        partSize: 8 * 1024 * 1024,
-        queueSize: 2,
-        leavePartsOnError: false,
-      });
-      await upload.done();
-    },
-    async presign(key, filename, contentType, expirySeconds) {
-      // The signing credentials as the presigner will resolve them (the SDK caches them and renews
-      // them ahead of their expiration, so these are the ones that sign this URL).
-      const credentials = await s3.config.credentials();
-      const signedAt = Date.now();
-      const url = await getSignedUrl(
-        s3,
-        new GetObjectCommand({
-          Bucket: bucket,
-          Key: key,
-          ResponseContentDisposition: contentDisposition(filename),
-          ResponseContentType: contentType,
-        }),
-        { expiresIn: expirySeconds },
-      );
-      const byExpiry = signedAt + expirySeconds * 1000;
-      const byCredentials = credentials.expiration?.getTime() ?? Infinity;
-      return { url, expiresAt: new Date(Math.min(byExpiry, byCredentials)) };
-    },
+    upload: async (key, path, contentType) => objects.upload(bookKey(key), path, contentType),
+    presign: async (key, filename, contentType, expirySeconds) => objects.presignGet(bookKey(key), filename, contentType, expirySeconds),
   };
 }

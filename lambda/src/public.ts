@@ -1,6 +1,32 @@
 /**
- * The function's public surface: the only module the Pulumi program (infra/, config.ts) and the
- * `knock` client (client/) import from lambda/src — an ESLint rule refuses deep imports. Everything
- * here is a contract; anything else in lambda/src may be renamed freely.
+ * The function's public surface: the only module the Pulumi program (infra/, config.ts, index.ts),
+ * the `knock` client (client/) and the scripts import from lambda/src — an ESLint rule
+ * (eslint.config.mjs) refuses deep imports. Everything here is a contract; anything else in
+ * lambda/src may be renamed freely.
  */
+
+// The contract: settings, function env, storage key layout, wire shapes, routes.
 export * from "./contract";
+
+// The handler, as `knock serve` runs it on its own stores (createHandler(options, seams)).
+export { createHandler, type HandlerOptions, type HandlerSeams } from "./handler";
+export type { Handler, HandlerContext, HandlerResult } from "./answer";
+export type { HandlerConfig } from "./config";
+export { tokenSha256 } from "./access";
+
+// Where the handler stores: its stores on two object stores, and the object-store port with S3's rules.
+export { storesOn, type HandlerStores } from "./stores";
+export {
+  contentDisposition,
+  type ConditionalCreate,
+  type ConditionalDelete,
+  type ConditionalReplace,
+  type ListedObject,
+  type ObjectStore,
+  type PresignedUrl,
+  type StoredObject,
+} from "./object-store";
+
+// What the client recognises in a file before sending it (the same words the service uses).
+export { otherFileKind } from "./acsm";
+export type { OtherFileKind } from "./errors";

@@ -80,7 +80,7 @@ export async function startStandinService(options: Partial<LocalServiceOptions> 
     toolsDir: TOOLS_DIR,
     log: (line) => logs.push(line),
     ...options,
-    handlerDeps: { egress: testEgress(distributor), toolEnv: () => ({ ...standinEnv(), FAKE_ADEPT_STATE_DIR: stateDir }), ...options.handlerDeps },
+    seams: { egress: testEgress(distributor), toolEnv: () => ({ ...standinEnv(), FAKE_ADEPT_STATE_DIR: stateDir }), ...options.seams },
   });
   return {
     ...service,

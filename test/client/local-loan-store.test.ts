@@ -1,10 +1,13 @@
-// knock serve's loan store follows S3's rules for the requests the handler makes (Amazon S3 User
-// Guide, "Conditional requests"), so the handler behaves the same on the local disk as in the cloud.
+// knock serve's loans: the function's own loan store on the data folder's object store, which follows
+// S3's rules for the requests the store makes (Amazon S3 User Guide, "Conditional requests"), so the
+// handler behaves the same on the local disk as in the cloud.
 import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { localLoanStore } from "../../client/serve/local-loan-store";
+import { fileObjects } from "../../client/serve/file-objects";
+import { LOANS_PREFIX } from "../../lambda/src/contract";
+import { loanStore } from "../../lambda/src/loan-store";
 import { matchLoans, loanTable } from "../../client/lib/loans";
 
 const dirs: string[] = [];
@@ -15,10 +18,10 @@ afterEach(() => {
 function store() {
   const dir = mkdtempSync(join(tmpdir(), "knock-loans-"));
   dirs.push(dir);
-  return localLoanStore(dir);
+  return Object.assign(loanStore(fileObjects(dir)), { dir: join(dir, LOANS_PREFIX) });
 }
 
-describe("localLoanStore", () => {
+describe("the loan store on a data folder", () => {
   it("keeps tokens as files under adept/loans/, lists only tokens, and replaces on put", async () => {
     const s = store();
     expect(await s.list()).toEqual([]);

@@ -138,7 +138,7 @@ describe("a service without converter tools (knock serve)", () => {
   it("a conversion names the missing tool and --tools, not a deployment image", async () => {
     const run = await knock(["convert", "--url", noTools.url, "--out", scratchDir("knock-msg-out-", scratch), inputFile("book.acsm", makeAcsm())]);
     expect(run.code).toBe(1);
-    expect(run.stderr).toContain("ConverterMissing: The converter tool adept_activate is missing. Start knock serve with --tools DIR or LIBGOUROU_BIN_DIR");
+    expect(run.stderr).toContain("ConverterMissing: The converter tool adept_activate is missing or does not run. Start knock serve with --tools DIR or LIBGOUROU_BIN_DIR");
     expect(run.stderr).not.toMatch(/missing from the (deployment|function's) image/);
   });
 
@@ -164,7 +164,7 @@ describe("no internet under knock serve", () => {
   it("names the host that did not resolve and says this machine has no route to it", async () => {
     const stateDir = scratchDir("knock-msg-state-", scratch);
     const offline = await startStandinService({
-      handlerDeps: {
+      seams: {
         // This machine's DNS answers nothing: Adobe's activation host does not resolve.
         egress: { ...testEgress({ port: 9 }), resolver: async (host) => Promise.reject(Object.assign(new Error(`getaddrinfo EAI_AGAIN ${host}`), { code: "EAI_AGAIN" })) },
         toolEnv: () => ({ FAKE_ADEPT_STATE_DIR: stateDir, FAKE_ADEPT_NO_RETRY_PAUSE: "1" }),

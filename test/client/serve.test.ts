@@ -3,12 +3,14 @@
 // `knock serve` process (free port, missing tools, exposure warning).
 import { existsSync, mkdirSync, readdirSync, readFileSync, utimesSync, writeFileSync } from "node:fs";
 import { get } from "node:http";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { afterAll, describe, expect, it, vi } from "vitest";
-import { DEVICE_OBJECT_KEY, type DeviceFiles } from "../../lambda/src/device";
-import { localDeviceStore } from "../../client/serve/local-device-store";
-import { localOutputStore, pruneExpiredBooks } from "../../client/serve/local-output-store";
-import { makeAcsm } from "../handler/harness";
+import { DEVICE_OBJECT_KEY } from "../../lambda/src/contract";
+import { DEVICE_FILES, DeviceManager, deviceStore, encodeDevice, type DeviceFiles } from "../../lambda/src/device";
+import { dataFolderObjects, pruneExpiredBooks } from "../../client/serve/data-folder";
+import { downloadLinks } from "../../client/serve/download-links";
+import { fileObjects } from "../../client/serve/file-objects";
+import { makeAcsm, TOOLS_DIR } from "../handler/harness";
 import { cleanup, knock, scratchDir, startKnock, startStandinService } from "./helpers";
 
 const scratch: string[] = [];
@@ -61,7 +63,7 @@ describe("local storage", () => {
   });
 
   it("follows S3's conditional writes: If-None-Match * refuses a second device, If-Match needs the current ETag", async () => {
-    const store = localDeviceStore(scratchDir("knock-dev-", scratch));
+    const store = deviceStore(fileObjects(scratchDir("knock-dev-", scratch)));
     expect(await store.removeIfUnchanged('"0"')).toBe("absent"); // S3: 404 NoSuchKey
     const etag = await store.storeIfAbsent(device("a"));
     expect(etag).toMatch(/^"[0-9a-f]{32}"$/);
@@ -78,7 +80,8 @@ describe("local storage", () => {
   });
 
   it("replaces a device only at the version read (S3's PUT If-Match), and keeps a backup once", async () => {
-    const store = localDeviceStore(scratchDir("knock-dev-", scratch));
+    const dataDir = scratchDir("knock-dev-", scratch);
+    const store = deviceStore(fileObjects(dataDir));
     expect(await store.replaceIfUnchanged(device("x"), '"0"')).toBe("absent"); // S3: 404 NoSuchKey
     const etag = (await store.storeIfAbsent(device("a")))!;
     expect(await store.replaceIfUnchanged(device("b"), '"ffffffffffffffffffffffffffffffff"')).toBe("changed"); // S3: 412
@@ -91,7 +94,7 @@ describe("local storage", () => {
     // The version that was replaced can no longer be replaced; the backup stays as first written.
     expect(await store.replaceIfUnchanged(device("c"), etag)).toBe("changed");
     await store.keepBackup({ ...old, document: "something else" });
-    expect(readFileSync(join(dirname(store.path), `backups/device-${etag.replace(/"/g, "")}.json`), "utf8")).toBe(old.document);
+    expect(readFileSync(join(dataDir, `adept/backups/device-${etag.replace(/"/g, "")}.json`), "utf8")).toBe(old.document);
   });
 
   it("serves the book from its own signed link with S3's headers, and refuses it once the link expired or was altered", async () => {
@@ -129,7 +132,7 @@ describe("local storage", () => {
     const dataDir = scratchDir("knock-data-", scratch);
     const now = new Date("2026-11-26T12:00:00Z");
     const book = (request: string, ageSeconds: number): string => {
-      const dir = join(dataDir, "books", request);
+      const dir = join(dataDir, "books", "converted", request);
       mkdirSync(dir, { recursive: true });
       const file = join(dir, "Book.epub");
       writeFileSync(file, "x");
@@ -139,16 +142,16 @@ describe("local storage", () => {
     };
     const old = book("req-old", 3601);
     const fresh = book("req-fresh", 3599);
-    expect(await pruneExpiredBooks(dataDir, 3600 * 1000, now)).toBe(1);
+    expect(await pruneExpiredBooks(dataFolderObjects(dataDir).books, 3600 * 1000, now)).toBe(1);
     expect(existsSync(old)).toBe(false);
-    expect(existsSync(join(dataDir, "books", "req-old"))).toBe(false);
+    expect(existsSync(join(dataDir, "books", "converted", "req-old"))).toBe(false);
     expect(existsSync(fresh)).toBe(true);
-    expect(await pruneExpiredBooks(join(dataDir, "nothing-here"), 1000, now)).toBe(0);
+    expect(await pruneExpiredBooks(dataFolderObjects(join(dataDir, "nothing-here")).books, 1000, now)).toBe(0);
   });
 
   it("knock serve prunes expired books when it starts", async () => {
     const dataDir = scratchDir("knock-data-", scratch);
-    const dir = join(dataDir, "books", "req-1");
+    const dir = join(dataDir, "books", "converted", "req-1");
     mkdirSync(dir, { recursive: true });
     writeFileSync(join(dir, "Old.epub"), "x");
     const longAgo = new Date(Date.now() - 2 * 3600 * 1000);
@@ -166,9 +169,55 @@ describe("local storage", () => {
   }, 60_000);
 
   it("refuses object keys that would leave the books folder", async () => {
-    const store = localOutputStore({ dataDir: scratchDir("knock-data-", scratch), secret: Buffer.alloc(32), origin: () => "http://x" });
-    await expect(store.presign("../../etc/passwd", "x", "text/plain", 60)).rejects.toThrow(/escapes/);
+    const links = downloadLinks({ secret: Buffer.alloc(32), origin: () => "http://x" });
+    const { books } = dataFolderObjects(scratchDir("knock-data-", scratch), links.make);
+    await expect(books.presignGet("../../etc/passwd", "x", "text/plain", 60)).rejects.toThrow(/escapes/);
+    await expect(books.get("converted/../../download-secret")).rejects.toThrow(/escapes/);
+    await expect(books.put("/etc/passwd", "x", "text/plain")).rejects.toThrow(/escapes/);
   });
+
+  it("keeps using a data folder written before the object-store port: its device, loans, books and link secret", async () => {
+    // Prepare: the files at the paths every knock serve so far has written — the device bucket's
+    // keys right under the folder, the output bucket's under books/, the link secret beside them.
+    const dataDir = scratchDir("knock-data-", scratch);
+    const stateDir = scratchDir("knock-state-", scratch);
+    const manager = new DeviceManager(deviceStore(fileObjects(scratchDir("knock-activate-", scratch))), TOOLS_DIR, scratchDir("knock-cache-", scratch));
+    const quiet = { info: () => undefined, warn: () => undefined, error: () => undefined };
+    const activated = await manager.get(quiet, () => 60_000, { PATH: process.env.PATH ?? "", FAKE_ADEPT_STATE_DIR: stateDir });
+    const files = Object.fromEntries(DEVICE_FILES.map((name) => [name, readFileSync(join(activated, name))])) as DeviceFiles;
+    mkdirSync(join(dataDir, "adept", "loans"), { recursive: true });
+    writeFileSync(join(dataDir, "adept", "device.json"), encodeDevice(files, new Date("2026-01-01T00:00:00Z")));
+    writeFileSync(
+      join(dataDir, "adept", "loans", "00000000000000aa.xml"),
+      "<loanToken><id>urn:uuid:x</id><operatorURL>https://acs.library.test/f</operatorURL><validity>2099-01-01T00:00:00+00:00</validity><name>Kept</name></loanToken>",
+    );
+    mkdirSync(join(dataDir, "books", "converted", "req-old"), { recursive: true });
+    writeFileSync(join(dataDir, "books", "converted", "req-old", "Old.epub"), "old book");
+    const secret = Buffer.alloc(32, 7);
+    writeFileSync(join(dataDir, "download-secret"), secret);
+    const before = activations(stateDir);
+
+    // Act
+    const service = await startStandinService({ dataDir, stateDir });
+    try {
+      const converted = await post(service.url, JSON.stringify({ acsm_content: makeAcsm({ title: "New" }) }));
+      const loans = (await (await fetch(`${service.url}/loans`)).json()) as { loans: { id: string; title: string }[] };
+      const link = downloadLinks({ secret, origin: () => service.url }).make("converted/req-old/Old.epub", "Old.epub", "application/epub+zip", 600);
+      const old = await download(link.url);
+
+      // Assess: no new activation, the stored loan is listed, the old book is served by an old-secret link.
+      expect(converted.status).toBe(200);
+      expect(activations(stateDir)).toBe(before);
+      expect(service.logs.some((l) => l.includes("device loaded from store"))).toBe(true);
+      expect(loans.loans.map((l) => [l.id, l.title])).toEqual([["00000000000000aa", "Kept"]]);
+      expect(old.status).toBe(200);
+      expect(old.body.toString()).toBe("old book");
+      const [file] = converted.json.output_files as { s3_key: string }[];
+      expect(existsSync(join(dataDir, "books", file.s3_key))).toBe(true);
+    } finally {
+      await service.stop();
+    }
+  }, 120_000);
 });
 
 describe("the knock serve process", () => {

@@ -6,9 +6,9 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { DeviceManager } from "../../lambda/src/device";
+import { DeviceManager, deviceStore } from "../../lambda/src/device";
 import type { Logger } from "../../lambda/src/log";
-import { localDeviceStore } from "../../client/serve/local-device-store";
+import { fileObjects } from "../../client/serve/file-objects";
 import { TOOLS_DIR } from "./harness";
 
 const quiet: Logger = { info: () => undefined, warn: () => undefined, error: () => undefined };
@@ -26,7 +26,7 @@ describe("the device manager in one process", () => {
   it("runs one activation for 50 concurrent requests that find no device, and gives them all that device", async () => {
     // Prepare: an empty device store on disk (knock serve's), the libgourou stand-in recording each activation.
     const state = tempDir("knock-adept-state-");
-    const store = localDeviceStore(tempDir("knock-serve-data-"));
+    const store = deviceStore(fileObjects(tempDir("knock-serve-data-")));
     const manager = new DeviceManager(store, TOOLS_DIR, tempDir("knock-device-cache-"));
     const env = { PATH: process.env.PATH ?? "", FAKE_ADEPT_STATE_DIR: state };
 
@@ -43,7 +43,7 @@ describe("the device manager in one process", () => {
 
   it("activates again after a failed activation instead of handing out the failure for good", async () => {
     const state = tempDir("knock-adept-state-");
-    const manager = new DeviceManager(localDeviceStore(tempDir("knock-serve-data-")), TOOLS_DIR, tempDir("knock-device-cache-"));
+    const manager = new DeviceManager(deviceStore(fileObjects(tempDir("knock-serve-data-"))), TOOLS_DIR, tempDir("knock-device-cache-"));
     // No network: the activation fails (0x500b), for every request that shared it.
     const offline = { PATH: process.env.PATH ?? "", FAKE_ADEPT_STATE_DIR: state, FAKE_ADEPT_OFFLINE: "1" };
     const failed = await Promise.allSettled([manager.get(quiet, () => 60_000, offline), manager.get(quiet, () => 60_000, offline)]);

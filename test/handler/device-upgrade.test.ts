@@ -6,16 +6,18 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { createHandler, createS3Client } from "../../lambda/src/handler";
+import { createS3Client } from "../../lambda/src/handler";
+import { testHandler } from "../support/test-handler";
 import { loadConfig } from "../../lambda/src/config";
-import { DEVICE_FILES, DEVICE_OBJECT_KEY, DeviceManager, deviceBackupKey, encodeDevice, s3DeviceStore, type DeviceFiles, type DeviceStore } from "../../lambda/src/device";
+import { DEVICE_OBJECT_KEY, deviceBackupKey } from "../../lambda/src/contract";
+import { DEVICE_FILES, DeviceManager, deviceStore, encodeDevice, type DeviceFiles, type DeviceStore } from "../../lambda/src/device";
 import { ACTIVATION_SERVER, LEGACY_ACTIVATION_SERVER, upgradeActivationServer } from "../../lambda/src/device-upgrade";
 import type { Logger } from "../../lambda/src/log";
-import { putIfAbsent, readObject } from "../../lambda/src/s3-conditional";
+import { s3Objects, type ObjectStore } from "../../lambda/src/object-store";
 import { DEVICE_BUCKET, TOOLS_DIR, fakeContext, handlerEnv, makeAcsm, standinEnv, startFakeDistributor, startLocalS3, testEgress, urlEvent, type LocalS3 } from "./harness";
 
 let s3: LocalS3;
-let client: ReturnType<typeof createS3Client>;
+let objects: ObjectStore;
 let store: DeviceStore;
 const savedEnv = { ...process.env };
 const scratch: string[] = [];
@@ -55,13 +57,13 @@ function memoryStore(): DeviceStore {
 }
 
 async function storedDocument(key = DEVICE_OBJECT_KEY): Promise<string | undefined> {
-  return (await readObject(client, DEVICE_BUCKET, key))?.body;
+  return (await objects.get(key))?.body.toString("utf8");
 }
 
 /** Stores `document` as the device, whatever is stored now (as another container's write would). */
 async function storeDocument(document: string): Promise<void> {
   await store.remove();
-  expect(await putIfAbsent(client, DEVICE_BUCKET, DEVICE_OBJECT_KEY, document, "application/json")).toBeDefined();
+  expect(await objects.putIfAbsent(DEVICE_OBJECT_KEY, document, "application/json")).not.toBe("exists");
 }
 
 const activationOf = (dir: string) => readFileSync(join(dir, "activation.xml"), "utf8");
@@ -69,8 +71,8 @@ const activationOf = (dir: string) => readFileSync(join(dir, "activation.xml"), 
 beforeAll(async () => {
   s3 = await startLocalS3();
   Object.assign(process.env, handlerEnv(s3));
-  client = createS3Client(loadConfig());
-  store = s3DeviceStore(client, DEVICE_BUCKET);
+  objects = s3Objects(createS3Client(loadConfig()), DEVICE_BUCKET);
+  store = deviceStore(objects);
 }, 60_000);
 
 afterAll(async () => {
@@ -183,7 +185,7 @@ describe("converting with a stored device activated by libgourou 0.8.7", () => {
     const distributor = await startFakeDistributor();
     const lines: string[] = [];
     try {
-      const handle = createHandler({
+      const handle = testHandler({
         config: loadConfig(), tmpRoot: tempDir("knock-container-"), egress: testEgress(distributor),
         toolEnv: standinEnv, logSink: (line) => lines.push(line),
       });

@@ -9,7 +9,8 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import { createHandler, createS3Client, entryPoint } from "../../lambda/src/handler";
 import { testHandler, type TestHandlerDeps } from "../support/test-handler";
 import { loadConfig } from "../../lambda/src/config";
-import { s3DeviceStore, type DeviceStore } from "../../lambda/src/device";
+import { deviceStore as deviceStoreOn, type DeviceStore } from "../../lambda/src/device";
+import { s3Objects } from "../../lambda/src/object-store";
 import { isPublicAddress } from "../../lambda/src/address-policy";
 import type { Resolver } from "../../lambda/src/fetch-acsm";
 import {
@@ -109,7 +110,7 @@ beforeAll(async () => {
   stateDir = mkdtempSync(join(tmpdir(), "knock-adept-state-"));
   Object.assign(process.env, handlerEnv(s3, { FAKE_ADEPT_STATE_DIR: stateDir }));
   // The handler's own S3 client factory and device store, pointed at the local server by the env.
-  deviceStore = s3DeviceStore(createS3Client(loadConfig()), DEVICE_BUCKET);
+  deviceStore = deviceStoreOn(s3Objects(createS3Client(loadConfig()), DEVICE_BUCKET));
 });
 
 afterAll(async () => {

@@ -10,8 +10,10 @@ import { createS3Client } from "../../lambda/src/handler";
 import { s3Stores } from "../../lambda/src/stores";
 import { testHandler, type TestHandlerDeps } from "../support/test-handler";
 import { loadConfig } from "../../lambda/src/config";
-import { loanKey, s3LoanStore, type LoanStore } from "../../lambda/src/loan-store";
-import { s3DeviceStore } from "../../lambda/src/device";
+import { loanKey } from "../../lambda/src/contract";
+import { loanStore, type LoanStore } from "../../lambda/src/loan-store";
+import { deviceStore } from "../../lambda/src/device";
+import { s3Objects } from "../../lambda/src/object-store";
 import {
   DEVICE_BUCKET,
   TOOLS_DIR,
@@ -43,7 +45,7 @@ beforeAll(async () => {
   Object.assign(process.env, handlerEnv(s3, { FAKE_ADEPT_STATE_DIR: stateDir, FAKE_ADEPT_NO_RETRY_PAUSE: "1" }));
   client = createS3Client(loadConfig());
   // The handler's own S3 loan store, pointed at the local server: the tests' view of the bucket.
-  store = s3LoanStore(client, DEVICE_BUCKET);
+  store = loanStore(s3Objects(client, DEVICE_BUCKET));
 });
 
 afterAll(async () => {
@@ -306,7 +308,7 @@ describe("POST /loans/<id>/return", () => {
 
   it("answers 500 DeviceUnavailable instead of activating a device when none is stored", async () => {
     await putToken("5555555555555555", {});
-    await s3DeviceStore(client, DEVICE_BUCKET).remove();
+    await deviceStore(s3Objects(client, DEVICE_BUCKET)).remove();
     const activations = (): number => {
       const file = join(stateDir, "activations.log");
       return existsSync(file) ? readFileSync(file, "utf8").trim().split("\n").filter(Boolean).length : 0;

@@ -8,9 +8,9 @@ import { createS3Client, type Handler } from "../../lambda/src/handler";
 import { loadConfig } from "../../lambda/src/config";
 import { s3Stores, type HandlerStores } from "../../lambda/src/stores";
 import { testHandler, type TestHandlerDeps } from "../support/test-handler";
-import { s3LoanStore, type LoanStore } from "../../lambda/src/loan-store";
-import { s3DeviceStore, type DeviceStore } from "../../lambda/src/device";
-import { DEVICE_BUCKET, handlerEnv, standinEnv, startFakeDistributor, startLocalS3, testEgress, type FakeDistributor, type LocalS3 } from "./harness";
+import type { LoanStore } from "../../lambda/src/loan-store";
+import type { DeviceStore } from "../../lambda/src/device";
+import { handlerEnv, standinEnv, startFakeDistributor, startLocalS3, testEgress, type FakeDistributor, type LocalS3 } from "./harness";
 
 /** What {@link handlerWorld} sets up for one test file. */
 export interface HandlerWorld {
@@ -54,9 +54,8 @@ export function handlerWorld(): HandlerWorld {
     distributor = await startFakeDistributor();
     stateDir = mkdtempSync(join(tmpdir(), "knock-adept-state-"));
     Object.assign(process.env, handlerEnv(s3, { FAKE_ADEPT_STATE_DIR: stateDir }));
-    const s3Client = createS3Client(loadConfig());
-    loanStore = s3LoanStore(s3Client, DEVICE_BUCKET);
-    deviceStore = s3DeviceStore(s3Client, DEVICE_BUCKET);
+    const config = loadConfig();
+    ({ loans: loanStore, device: deviceStore } = s3Stores(createS3Client(config), config));
   }, 60_000);
 
   afterAll(async () => {

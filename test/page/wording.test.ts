@@ -34,7 +34,7 @@ beforeAll(async () => {
     startStandinService({ accessToken: TOKEN }),
     startStandinService({
       accessToken: TOKEN,
-      handlerDeps: {
+      seams: {
         egress: { ...testEgress({ port: 9 }), resolver: async (host: string) => Promise.reject(Object.assign(new Error(`getaddrinfo EAI_AGAIN ${host}`), { code: "EAI_AGAIN" })) },
         toolEnv: () => ({ FAKE_ADEPT_STATE_DIR: offlineState, FAKE_ADEPT_NO_RETRY_PAUSE: "1" }),
       },

@@ -1,10 +1,11 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { copyFile, link, mkdir, readdir, readFile, rename, rm, rmdir, stat, unlink, writeFile } from "node:fs/promises";
+import { link, mkdir, readFile, stat, unlink, writeFile } from "node:fs/promises";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { dirname, join, resolve, sep } from "node:path";
-import { contentDisposition, type OutputStore } from "../../lambda/src/output-store";
+import { join } from "node:path";
+import { contentDisposition, type PresignedUrl } from "../../lambda/src/public";
 import { ifRangeHolds, resolveRange } from "./byte-range";
+import type { FileObjects } from "./file-objects";
 
 /** Path prefix under which `knock serve` answers its own download links. */
 export const DOWNLOAD_PREFIX = "/_downloads/";
@@ -46,92 +47,35 @@ function signature(secret: Buffer, c: LinkClaims): string {
   return createHmac("sha256", secret).update(`GET\n${c.key}\n${c.expires}\n${c.disposition}\n${c.contentType}`).digest("hex");
 }
 
-/**
- * Removes the books no link can reach any more — older than the links' lifetime — and the request
- * folders they leave empty; the local counterpart of the output bucket's expiry rule, so a server
- * that runs for months does not keep every book it ever converted. Files are judged by their last
- * change: a book is written just before its link is signed. Returns how many books it removed.
- */
-export async function pruneExpiredBooks(dataDir: string, maxAgeMs: number, now: Date = new Date()): Promise<number> {
-  const booksDir = resolve(dataDir, "books");
-  let removed = 0;
-  let requests: string[];
-  try {
-    requests = await readdir(booksDir);
-  } catch {
-    return 0; // no books yet
-  }
-  for (const request of requests) {
-    const folder = join(booksDir, request);
-    let names: string[];
-    try {
-      names = await readdir(folder);
-    } catch {
-      continue;
-    }
-    for (const name of names) {
-      const path = join(folder, name);
-      try {
-        if (now.getTime() - (await stat(path)).mtimeMs > maxAgeMs) {
-          await rm(path, { force: true });
-          removed++;
-        }
-      } catch {
-        // Gone already, or unreadable: the next pass tries again.
-      }
-    }
-    await rmdir(folder).catch(() => undefined); // only succeeds when empty
-  }
-  return removed;
-}
-
-/** Options for {@link localOutputStore}. */
-export interface LocalOutputStoreOptions {
-  readonly dataDir: string;
+/** Options for {@link downloadLinks}. */
+export interface DownloadLinksOptions {
   readonly secret: Buffer;
   /** Origin the links point at (`http://127.0.0.1:9000`), read when a link is made. */
   readonly origin: () => string;
   readonly now?: () => Date;
 }
 
-/** Where an object key is stored, refusing keys that would leave the books folder. */
-function objectPath(booksDir: string, key: string): string {
-  const path = resolve(booksDir, key);
-  if (!path.startsWith(booksDir + sep)) throw new Error(`object key escapes the store: ${key}`);
-  return path;
+/** `knock serve`'s stand-in for presigned GET URLs: the links, and the server side that answers them. */
+export interface DownloadLinks {
+  /** Makes a link: what the books' object store hands out as its presigned GET link (its LinkMaker). */
+  make(key: string, filename: string, contentType: string, expirySeconds: number): PresignedUrl;
+  /** Answers a request under {@link DOWNLOAD_PREFIX} with the object of `books` it names. */
+  serve(books: FileObjects, req: IncomingMessage, res: ServerResponse): Promise<void>;
 }
 
 /**
- * The handler's {@link OutputStore} on the local disk, standing in for the output bucket and its
- * presigned GET URLs (Amazon S3 User Guide, "Sharing objects with presigned URLs"): a link works
- * without credentials until it expires, then answers 403 AccessDenied "Request has expired"; the
- * `response-content-disposition`/`response-content-type` it was made with are part of what is
- * signed and come back as the download's headers. A single byte range is answered with 206 and an
- * unsatisfiable one with 416, as S3 does (see byte-range.ts). Objects are written to a temporary
- * file and renamed, so a crash never leaves half a book under its key.
+ * Download links standing in for the output bucket's presigned GET URLs (Amazon S3 User Guide,
+ * "Sharing objects with presigned URLs"): a link works without credentials until it expires, then
+ * answers 403 AccessDenied "Request has expired"; the `response-content-disposition`/
+ * `response-content-type` it was made with are part of what is signed and come back as the
+ * download's headers. A single byte range is answered with 206 and an unsatisfiable one with 416,
+ * as S3 does (see byte-range.ts).
  */
-export function localOutputStore(options: LocalOutputStoreOptions): OutputStore & {
-  serveDownload(req: IncomingMessage, res: ServerResponse): Promise<void>;
-} {
-  const booksDir = resolve(options.dataDir, "books");
+export function downloadLinks(options: DownloadLinksOptions): DownloadLinks {
   const now = options.now ?? (() => new Date());
 
   return {
-    async upload(key, path) {
-      const target = objectPath(booksDir, key);
-      await mkdir(dirname(target), { recursive: true });
-      const tmp = `${target}.${randomBytes(6).toString("hex")}.tmp`;
-      try {
-        await copyFile(path, tmp);
-        await rename(tmp, target);
-      } catch (err) {
-        await unlink(tmp).catch(() => undefined);
-        throw err;
-      }
-    },
-
-    async presign(key, filename, contentType, expirySeconds) {
-      objectPath(booksDir, key);
+    make(key, filename, contentType, expirySeconds) {
       const claims: LinkClaims = {
         key,
         expires: Math.floor(now().getTime() / 1000) + expirySeconds,
@@ -148,7 +92,7 @@ export function localOutputStore(options: LocalOutputStoreOptions): OutputStore 
       return { url: `${options.origin()}${DOWNLOAD_PREFIX}${path}?${query}`, expiresAt: new Date(claims.expires * 1000) };
     },
 
-    async serveDownload(req, res) {
+    async serve(books, req, res) {
       const url = new URL(req.url ?? "/", "http://local");
       const fail = (status: number, code: string, message: string, extra = ""): void => {
         const body = `<?xml version="1.0" encoding="UTF-8"?>\n<Error><Code>${code}</Code><Message>${message}</Message>${extra}</Error>`;
@@ -185,7 +129,7 @@ export function localOutputStore(options: LocalOutputStoreOptions): OutputStore 
       let modified: Date;
       let etag: string;
       try {
-        path = objectPath(booksDir, key);
+        path = books.pathOf(key);
         const info = await stat(path);
         if (!info.isFile()) throw Object.assign(new Error("not a file"), { code: "ENOENT" });
         size = info.size;
