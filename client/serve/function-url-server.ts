@@ -33,8 +33,6 @@ export interface FunctionUrlServerOptions {
   readonly admit?: (req: IncomingMessage) => Refusal | undefined;
   /** Routes answered before the function (the local download links). */
   readonly routes?: ReadonlyArray<{ prefix: string; serve(req: IncomingMessage, res: ServerResponse): Promise<void> }>;
-  /** Rewrites the function's answer before it is sent (the local hint for missing tools). */
-  readonly adjust?: (answer: HttpAnswer) => HttpAnswer;
   /** One line per request and the handler's lines. @default stderr */
   readonly log?: (line: string) => void;
 }
@@ -169,7 +167,7 @@ export function createFunctionUrlServer(options: FunctionUrlServerOptions): Serv
             return;
           }
           const answer = toHttpAnswer(result);
-          send(res, options.adjust ? options.adjust(answer) : answer, requestId);
+          send(res, answer, requestId);
         })
         .catch((err: unknown) => {
           const e = err instanceof Error ? err : new Error(String(err));

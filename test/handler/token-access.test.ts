@@ -34,7 +34,7 @@ function tokenHandler() {
     config,
     stores: {
       device: { load: refuse("device load"), loadVersioned: refuse("device load"), storeIfAbsent: refuse("device store"), remove: refuse("device remove") } as never,
-      output: { upload: refuse("upload"), presign: refuse("presign") },
+      output: { keep: refuse("book upload") },
       loans: {
         list: refuse("loan list"), get: refuse("loan get"), put: refuse("loan put"), removeIfUnchanged: refuse("loan remove"),
         createMarker: refuse("marker create"), readMarker: refuse("marker read"), removeMarker: refuse("marker remove"),

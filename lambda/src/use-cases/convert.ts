@@ -1,5 +1,5 @@
 import { validateAcsm } from "../acsm";
-import { MAX_BODY_BYTES, outputKey, type ConversionAnswer, type OutputFile } from "../contract";
+import { MAX_BODY_BYTES, type ConversionAnswer, type OutputFile } from "../contract";
 import { convertAcsm, downloadName, type ConvertedBook } from "../convert";
 import { withEgress } from "../egress";
 import { fetchAcsm } from "../fetch-acsm";
@@ -52,12 +52,10 @@ export async function convert(services: Services, call: Call): Promise<Conversio
 async function store(services: Services, book: ConvertedBook, requestId: string): Promise<OutputFile> {
   const { output, config } = services;
   const filename = safeFileName(book.filename);
-  const key = outputKey(requestId, filename);
-  await output.upload(key, book.path, book.contentType);
-  const link = await output.presign(key, filename, book.contentType, config.downloadUrlExpirySeconds);
+  const link = await output.keep(requestId, filename, book.path, book.contentType, config.downloadUrlExpirySeconds);
   return {
     filename,
-    s3_key: key,
+    s3_key: link.key,
     download_url: link.url,
     size_bytes: book.sizeBytes,
     content_type: book.contentType,
