@@ -32,20 +32,27 @@ export function createStorage(config: KnockConfig, opts?: pulumi.CustomResourceO
     ],
   }, opts);
 
-  const deviceBucket = createPrivateBucket("knock-device-bucket", opts);
-  // Versioned so an accidental overwrite or delete of the device never loses it: each new activation
-  // spends one of the distributor's limited device slots.
+  // The Adobe device is the user's identity, not something derived: each new activation spends one
+  // of the distributor's limited device slots, and books fulfilled for it open only with it. So
+  // `pulumi destroy` keeps its bucket (retainOnDelete: removed from the stack, left in AWS) together
+  // with what keeps it private and TLS-only and its versions; the README's Cleanup says how a new
+  // deployment takes the device over.
+  const kept = { ...opts, retainOnDelete: true };
+  const deviceBucket = createPrivateBucket("knock-device-bucket", kept);
+  // Versioned so an accidental overwrite or delete of the device never loses it.
   new aws.s3.BucketVersioning("knock-device-bucket-versioning", {
     bucket: deviceBucket.id,
     versioningConfiguration: { status: "Enabled" },
-  }, opts);
+  }, kept);
 
   return { sourceBucket, outputBucket, deviceBucket };
 }
 
 /** A bucket that blocks every form of public access and refuses requests that are not over TLS. */
 function createPrivateBucket(name: string, opts?: pulumi.CustomResourceOptions): aws.s3.Bucket {
-  // forceDestroy: `pulumi destroy` must not stop at a non-empty bucket (everything in them is derived or disposable).
+  // forceDestroy: `pulumi destroy` must not stop at a non-empty bucket. The source and output buckets
+  // hold only what is derived or disposable; the device bucket is never deleted (retainOnDelete), and
+  // keeps the flag only so that a stack deployed before that choice sees no change of inputs.
   const bucket = new aws.s3.Bucket(name, { forceDestroy: true }, opts);
   const publicAccessBlock = new aws.s3.BucketPublicAccessBlock(`${name}-public-access`, {
     bucket: bucket.id,
