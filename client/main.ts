@@ -1,6 +1,7 @@
 import { Command, CommanderError } from "commander";
 import { convertCommand } from "./commands/convert";
 import { healthCommand } from "./commands/health";
+import { inspectCommand } from "./commands/inspect";
 import { loansCommand } from "./commands/loans";
 import { openCommand } from "./commands/open";
 import { returnCommand } from "./commands/return";
@@ -21,7 +22,7 @@ export function program(): Command {
         "  $ npx knock convert --url http://127.0.0.1:9000 --out ~/Books *.acsm\n" +
         "  $ npx knock open                                  # the access link and a QR code for your phone\n",
     );
-  for (const command of [convertCommand(), healthCommand(), serveCommand(), openCommand(), loansCommand(), returnCommand()]) {
+  for (const command of [convertCommand(), inspectCommand(), healthCommand(), serveCommand(), openCommand(), loansCommand(), returnCommand()]) {
     // Usage errors exit 2 (clig.dev; gh does the same), not commander's default 1.
     command.exitOverride().showHelpAfterError("(run with --help for usage)");
     knock.addCommand(command);

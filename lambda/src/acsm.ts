@@ -101,6 +101,17 @@ function checkOperatorUrl(raw: string): string {
  * `<expiration>` is in the past, because no retry can succeed then.
  */
 export function validateAcsm(xml: string, now: Date): AcsmInfo {
+  const token = checkedToken(xml);
+  if (token.expiration !== undefined && token.expiresAt !== undefined && hasExpired(token.expiresAt, now)) throw new AcsmExpiredError(token.expiration);
+  return { expiration: token.expiration, title: token.found.get("title"), format: token.found.get("format"), operatorURL: checkOperatorUrl(token.operatorURL) };
+}
+
+/**
+ * The checks {@link validateAcsm} and {@link describeAcsm} share, in this order: another kind of
+ * file, the XML, `<operatorURL>`, `<hmac>`, and that `<expiration>` is a date. The operator URL's
+ * own check comes after the expiry in validateAcsm, so it is left to the callers.
+ */
+function checkedToken(xml: string): { found: Map<Wanted, string>; operatorURL: string; expiration: string | undefined; expiresAt: number | undefined } {
   const other = otherFileKind(xml.slice(0, 512));
   if (other !== undefined) throw new NotAnAcsmError(other);
   const found = readToken(xml);
@@ -112,12 +123,80 @@ export function validateAcsm(xml: string, now: Date): AcsmInfo {
     throw new BadRequestError("The ACSM has no <hmac> signature; download the ACSM again from the shop.");
   }
   const expiration = found.get("expiration");
+  let expiresAt: number | undefined;
   if (expiration !== undefined) {
-    const at = Date.parse(expiration);
-    if (Number.isNaN(at)) {
+    expiresAt = Date.parse(expiration);
+    if (Number.isNaN(expiresAt)) {
       throw new BadRequestError(`The ACSM's <expiration> "${expiration.slice(0, 100)}" is not a date.`);
     }
-    if (at <= now.getTime()) throw new AcsmExpiredError(expiration);
   }
-  return { expiration, title: found.get("title"), format: found.get("format"), operatorURL: checkOperatorUrl(operatorURL) };
+  return { found, operatorURL, expiration, expiresAt };
+}
+
+/**
+ * Whether a token whose `<expiration>` is `at` (ms since the epoch) has expired at `now`: at the
+ * expiration instant itself it has. The one rule {@link validateAcsm} and `knock inspect` judge by.
+ */
+export function hasExpired(at: number, now: Date): boolean {
+  return at <= now.getTime();
+}
+
+/** A token's facts as `knock inspect` shows them: {@link AcsmInfo} and what else the token says about itself. */
+export interface AcsmDescription extends AcsmInfo {
+  /** `<expiration>` as ms since the epoch, when present (always a valid date: the check refuses others). */
+  readonly expiresAt: number | undefined;
+  /** The host of `<operatorURL>`: the distributor's fulfilment server. */
+  readonly operatorHost: string;
+  /** `<distributor>`: the distributor's id (a `urn:uuid:…`), if present. */
+  readonly distributor: string | undefined;
+  /** `<resource>` in `<resourceItemInfo>`: the book's id at the distributor, if present. */
+  readonly resource: string | undefined;
+  /** `<dc:creator>` of the book, if present. */
+  readonly creator: string | undefined;
+  /** The root's `fulfillmentType` attribute as written (`buy`, `loan`, …), if present. */
+  readonly fulfillmentType: string | undefined;
+}
+
+/** Elements only the description reads, on a second pass (see {@link describeAcsm}). */
+type Described = "distributor" | "resource" | "creator";
+
+/**
+ * The facts of a fulfillment token, read without the clock and without any request: the same checks
+ * as {@link validateAcsm} (it throws the same errors for the same inputs) except the expiry, which
+ * the caller judges with {@link hasExpired}, plus the distributor, the resource, the author and the
+ * root's `fulfillmentType`. Those are read on a second pass of their own, so that validateAcsm's
+ * pass (and what it finds) stays exactly as the handler has it.
+ */
+export function describeAcsm(xml: string): AcsmDescription {
+  const { found, operatorURL, expiration, expiresAt } = checkedToken(xml);
+  const checkedUrl = checkOperatorUrl(operatorURL);
+  // The document already parsed once, so this pass cannot fail.
+  let fulfillmentType: string | undefined;
+  const more = collectElementText<Described>(xml, {
+    namespaces: true,
+    maxDepth: MAX_DEPTH,
+    tooDeep: NOT_A_TOKEN,
+    rootProblem: (tag) => {
+      const attr = (tag.attributes as Record<string, { value: string } | string>)["fulfillmentType"];
+      fulfillmentType = typeof attr === "string" ? attr : attr?.value;
+      return undefined;
+    },
+    field: (tag) => {
+      if ((tag.local === "distributor" || tag.local === "resource") && tag.uri === ADEPT_NS) return tag.local;
+      if (tag.local === "creator" && tag.uri === DC_NS) return "creator";
+      return undefined;
+    },
+  });
+  return {
+    expiration,
+    expiresAt,
+    title: found.get("title"),
+    format: found.get("format"),
+    operatorURL: checkedUrl,
+    operatorHost: new URL(checkedUrl).host,
+    distributor: more.get("distributor") || undefined,
+    resource: more.get("resource") || undefined,
+    creator: more.get("creator") || undefined,
+    fulfillmentType,
+  };
 }

@@ -29,4 +29,8 @@ export {
 
 // What the client recognises in a file before sending it (the same words the service uses).
 export { otherFileKind } from "./acsm";
+
+// What `knock inspect` reads in an ACSM without sending it: the handler's own checks, and the errors they throw.
+export { describeAcsm, hasExpired, type AcsmDescription, type AcsmInfo } from "./acsm";
+export { ServiceError } from "./errors";
 export type { OtherFileKind } from "./errors";
