@@ -24,6 +24,8 @@ export interface BookResult {
   readonly size_bytes?: number;
   readonly content_type?: string;
   readonly request_id?: string;
+  /** True when the service linked the book it had converted from this ACSM before (no new fulfilment). */
+  readonly reused?: true;
   readonly error_kind?: FailureKind;
   readonly error_type?: string;
   readonly error?: string;
@@ -99,7 +101,13 @@ async function convertOne(input: string, conn: Connection, flags: ConvertFlags, 
       signal,
     });
     progress.succeeded(`${label} → ${path} (${formatBytes(file.size_bytes)})`);
-    return { input, ok: true, path, filename: basename(path), size_bytes: file.size_bytes, content_type: file.content_type, request_id: requestId };
+    if (result.reused) {
+      reporter.note(`knock: reused the book converted at ${result.converted_at ?? "an earlier request"}; no new fulfilment`);
+    }
+    return {
+      input, ok: true, path, filename: basename(path), size_bytes: file.size_bytes, content_type: file.content_type, request_id: requestId,
+      ...(result.reused ? { reused: true as const } : {}),
+    };
   } catch (err) {
     // Ctrl-C shows up as whatever the aborted operation throws: an AbortError, or (Node 24, while a
     // response body streams) a connection reset. The signal says what really happened.

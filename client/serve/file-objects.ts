@@ -158,6 +158,14 @@ export function fileObjects(root: string, options: FileObjectsOptions = {}): Fil
     root: base,
     pathOf,
     get,
+    async head(key) {
+      const info = await stat(pathOf(key)).catch((err: unknown) => {
+        if (code(err) === "ENOENT" || code(err) === "ENOTDIR") return undefined;
+        throw err;
+      });
+      // A folder is no object (see get).
+      return info?.isFile() ? { lastModified: info.mtime } : undefined;
+    },
     put: (key, body) => serialised(key, () => replace(key, withBytes(body))),
     putIfAbsent: (key, body) =>
       serialised(key, async (): Promise<ConditionalCreate> => {

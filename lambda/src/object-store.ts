@@ -2,6 +2,7 @@ import { createReadStream } from "node:fs";
 import {
   DeleteObjectCommand,
   GetObjectCommand,
+  HeadObjectCommand,
   NoSuchKey,
   PutObjectCommand,
   S3ServiceException,
@@ -16,6 +17,8 @@ import { getSignedUrl } from "@aws-sdk/s3-request-presigner";
 // on its data folder behave alike. The rules, as S3 defines them (Amazon S3 User Guide,
 // "Conditional requests"; conditional deletes on general purpose buckets since 2025-09-16):
 //   GET                        404 NoSuchKey when the key does not exist (here: undefined)
+//   HEAD                       the same, without the body (here: undefined); a lifecycle rule that
+//                              will expire the object shows as `x-amz-expiration: expiry-date="…"`
 //   PUT                        replaces whatever is stored; the ETag of a single-part PUT is the
 //                              quoted hex MD5 of the bytes
 //   PUT    If-None-Match: *    412 PreconditionFailed when the key exists (here: "exists")
@@ -42,6 +45,21 @@ export interface ListedObject {
   readonly lastModified: Date;
 }
 
+/** {@link ObjectStore.head}: an object's metadata. */
+export interface ObjectHead {
+  /** S3's LastModified. */
+  readonly lastModified: Date;
+  /** When a lifecycle rule will expire the object (S3's `x-amz-expiration`), when one will. */
+  readonly expiresAt?: Date;
+}
+
+/** The date in S3's `x-amz-expiration` header (`expiry-date="Fri, 23 Dec 2026 00:00:00 GMT", rule-id="…"`). */
+export function lifecycleExpiry(header: string | undefined): Date | undefined {
+  const date = header === undefined ? undefined : /expiry-date="([^"]+)"/.exec(header)?.[1];
+  const at = date === undefined ? Number.NaN : Date.parse(date);
+  return Number.isNaN(at) ? undefined : new Date(at);
+}
+
 /** The outcome of a create conditioned on `If-None-Match: *`: the new version, or "exists" when the key was taken. */
 export type ConditionalCreate = { readonly etag: string } | "exists";
 
@@ -61,6 +79,8 @@ export interface PresignedUrl {
 export interface ObjectStore {
   /** The object, or undefined when the key does not exist. */
   get(key: string): Promise<StoredObject | undefined>;
+  /** What is known of the object without reading it (`HEAD`), or undefined when the key does not exist. */
+  head(key: string): Promise<ObjectHead | undefined>;
   /** Stores (or replaces) an object. */
   put(key: string, body: string | Buffer, contentType: string): Promise<void>;
   /** Stores an object unless the key exists (`If-None-Match: *`). */
@@ -127,6 +147,17 @@ export function s3Objects(s3: S3Client, bucket: string): ObjectStore {
         return { body: Buffer.from(await res.Body!.transformToByteArray()), etag: res.ETag ?? "" };
       } catch (err) {
         if (err instanceof NoSuchKey || statusOf(err) === 404) return undefined;
+        throw err;
+      }
+    },
+    async head(key) {
+      try {
+        const res = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
+        const expiresAt = lifecycleExpiry(res.Expiration);
+        return { lastModified: res.LastModified ?? new Date(0), ...(expiresAt === undefined ? {} : { expiresAt }) };
+      } catch (err) {
+        // A HEAD answers a bare 404 (no body, so no NoSuchKey code): the status says it.
+        if (err instanceof NoSuchKey || statusOf(err) === 404 || (err as { name?: string }).name === "NotFound") return undefined;
         throw err;
       }
     },

@@ -44,6 +44,13 @@ export interface ConversionAnswer {
   readonly files_count: number;
   readonly source_acsm_filename: string;
   readonly loan?: ConversionLoan;
+  /**
+   * Present (true) when this ACSM had been converted before and that book was still stored: the
+   * answer links that book afresh and the distributor was not asked again.
+   */
+  readonly reused?: true;
+  /** With `reused`: when the book was converted (ISO 8601). */
+  readonly converted_at?: string;
 }
 
 /** A stored loan as the API shows it. */

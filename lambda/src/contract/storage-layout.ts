@@ -17,6 +17,26 @@ export function outputKey(requestId: string, filename: string): string {
   return `${OUTPUT_PREFIX}${requestId}/${filename}`;
 }
 
+/**
+ * Where the conversions of one ACSM are remembered, beside the books (the role's `converted/*` grant
+ * covers them and the bucket's lifecycle expires them with the books): `<identity>` is the ACSM's
+ * identity, 64 lowercase hex digits (SHA-256; see lambda/src/reuse.ts), never anything else.
+ */
+export const ACSM_INDEX_PREFIX = `${OUTPUT_PREFIX}by-acsm/`;
+
+/** An ACSM's identity as it becomes an object key: the hex SHA-256 reuse.ts makes. */
+export const ACSM_IDENTITY_PATTERN = /^[0-9a-f]{64}$/;
+
+/** Object key of the record of the book last converted from the ACSM with this identity. */
+export function acsmIndexKey(identity: string): string {
+  return `${ACSM_INDEX_PREFIX}${identity}.json`;
+}
+
+/** Object key of the claim a conversion of this ACSM holds while it runs (so two identical requests convert once). */
+export function acsmClaimKey(identity: string): string {
+  return `${ACSM_INDEX_PREFIX}${identity}.converting`;
+}
+
 /** Device bucket: the device, its backups and the loan tokens are under this prefix. */
 export const DEVICE_PREFIX = "adept/";
 
