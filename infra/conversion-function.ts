@@ -60,6 +60,9 @@ export function createConversionFunction(config: KnockConfig, args: ConversionFu
       // Without ListBucket a missing device object reads as 403 AccessDenied instead of 404, and the
       // handler could not tell "never activated" from "not allowed".
       { sid: "SeeMissingDevice", actions: ["s3:ListBucket"], resources: [args.deviceBucket.arn] },
+      // The same for books: a repeated ACSM is answered with its stored book only after S3 said the
+      // book (or its index under converted/by-acsm/) is there or is gone — 404, not 403.
+      { sid: "SeeMissingBooks", actions: ["s3:ListBucket"], resources: [args.outputBucket.arn] },
     ]),
   }, opts);
 

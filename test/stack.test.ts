@@ -252,8 +252,14 @@ describe("least privilege", () => {
     expect(resourcesGranted.sort()).toEqual([
       "arn:aws:s3:::knock-device-bucket-a1b2c3d",
       "arn:aws:s3:::knock-device-bucket-a1b2c3d/adept/*",
+      "arn:aws:s3:::knock-output-bucket-a1b2c3d",
       "arn:aws:s3:::knock-output-bucket-a1b2c3d/converted/*",
     ]);
+    // On the buckets themselves only ListBucket, so that a missing object reads as 404 (S3 answers
+    // 403 for a missing key to a caller without it).
+    for (const s of statements.filter((s) => ([] as string[]).concat(s.Resource).some((r) => !r.includes("/")))) {
+      expect(([] as string[]).concat(s.Action)).toEqual(["s3:ListBucket"]);
+    }
     expect(resourcesGranted.some((r) => r.includes("knock-source-bucket"))).toBe(false);
   });
 
