@@ -38,7 +38,29 @@ export interface ConvertContext {
   readonly toolEnv?: NodeJS.ProcessEnv;
   /** File name for acsmdownloader when its own (the title) would not fit; see {@link downloadName}. */
   readonly outputName?: string;
+  /** How transient distributor failures are retried. @default {@link downloadRetry} */
+  readonly retry?: Partial<RetryPolicy>;
 }
+
+/** How acsmdownloader is re-run after a transient failure (HTTP 429/5xx, a reset connection). */
+export interface RetryPolicy {
+  /** Runs of acsmdownloader at most, the first included. */
+  readonly maxAttempts: number;
+  /** Pause before the second run; doubled before each further one (1 s, 2 s, 4 s…). */
+  readonly baseDelayMs: number;
+  /** A retry starts only if at least this much of the invocation's time is left after the pause. */
+  readonly minAttemptMs: number;
+  /** Waits `ms` (a seam for tests). */
+  readonly sleep: (ms: number) => Promise<void>;
+}
+
+/** The default {@link RetryPolicy}; a caller of {@link convertAcsm} may replace parts in {@link ConvertContext.retry} (tests: `sleep`). */
+export const downloadRetry: RetryPolicy = {
+  maxAttempts: 3,
+  baseDelayMs: 1000,
+  minAttemptMs: 10_000,
+  sleep: (ms) => new Promise<void>((resolve) => setTimeout(resolve, ms)),
+};
 
 /** Longest file name (bytes) Linux file systems accept (NAME_MAX). */
 const NAME_MAX = 255;
@@ -93,9 +115,33 @@ async function download(acsmPath: string, deviceDir: string, outDir: string, ctx
 }
 
 /**
+ * {@link download}, re-run after a transient failure ({@link LibgourouError.transient}) with
+ * exponential backoff, while attempts are left and the invocation's remaining time allows the pause
+ * and another run. A permanent failure is thrown at once. Every run fulfils again from the start: a
+ * fulfilment that reached the distributor and failed mid-download is what a second run should redo.
+ * The failure thrown last carries the number of runs ({@link LibgourouError.attempts}).
+ */
+async function downloadWithRetry(acsmPath: string, deviceDir: string, outDir: string, ctx: ConvertContext): Promise<{ path: string; loanToken: string | undefined }> {
+  const policy: RetryPolicy = { ...downloadRetry, ...ctx.retry };
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await download(acsmPath, deviceDir, attempt === 1 ? outDir : `${outDir}-attempt-${attempt}`, ctx);
+    } catch (err) {
+      if (!(err instanceof LibgourouError && err.transient)) throw err;
+      err.attempts = attempt;
+      const delayMs = policy.baseDelayMs * 2 ** (attempt - 1);
+      if (attempt >= policy.maxAttempts || ctx.timeLeftMs() - delayMs < policy.minAttemptMs) throw err;
+      ctx.log.warn("transient distributor failure; retrying acsmdownloader", { attempt, delay_ms: delayMs, error: err.toolMessage });
+      await policy.sleep(delayMs);
+    }
+  }
+}
+
+/**
  * Fulfils the ACSM with the shared device and removes the DRM. When the server answers
  * `E_ADEPT_REQUEST_EXPIRED` the stored device is no longer accepted: it is replaced (once across
- * all containers, see DeviceManager.replaceFailed) and the download retried once. Tool failures become the {@link ServiceError} the caller answers with.
+ * all containers, see DeviceManager.replaceFailed) and the download retried once. Transient
+ * distributor failures are retried with backoff ({@link downloadWithRetry}). Tool failures become the {@link ServiceError} the caller answers with.
  */
 export async function convertAcsm(acsm: string, ctx: ConvertContext): Promise<ConvertedBook> {
   const acsmPath = join(ctx.workDir, "request.acsm");
@@ -104,12 +150,12 @@ export async function convertAcsm(acsm: string, ctx: ConvertContext): Promise<Co
     let deviceDir = await ctx.devices.get(ctx.log, ctx.timeLeftMs, ctx.toolEnv);
     let downloaded: { path: string; loanToken: string | undefined };
     try {
-      downloaded = await download(acsmPath, deviceDir, join(ctx.workDir, "download-1"), ctx);
+      downloaded = await downloadWithRetry(acsmPath, deviceDir, join(ctx.workDir, "download-1"), ctx);
     } catch (err) {
       if (!(err instanceof LibgourouError && err.isServerError("E_ADEPT_REQUEST_EXPIRED"))) throw err;
       ctx.log.warn("ADEPT server answered E_ADEPT_REQUEST_EXPIRED; re-activating and retrying once");
       deviceDir = await ctx.devices.replaceFailed(ctx.log, ctx.timeLeftMs, ctx.toolEnv);
-      downloaded = await download(acsmPath, deviceDir, join(ctx.workDir, "download-2"), ctx);
+      downloaded = await downloadWithRetry(acsmPath, deviceDir, join(ctx.workDir, "download-2"), ctx);
     }
     const encrypted = downloaded.path;
     const filename = basename(encrypted);

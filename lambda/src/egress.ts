@@ -11,6 +11,8 @@ export interface ToolSetup {
   readonly toolEnv?: () => Readonly<Record<string, string>>;
   /** How a missing tool is explained. @default ToolMissingError's own message (the image's) */
   readonly missingToolMessage?: (tool: string) => string;
+  /** How the pause between retries of a transient distributor failure is waited. @default setTimeout */
+  readonly retrySleep?: (ms: number) => Promise<void>;
 }
 
 /**

@@ -187,6 +187,16 @@ export class DeviceLimitError extends ServiceError {
   }
 }
 
+/**
+ * A distributor or Adobe failure the table in adept-errors.ts names: its status, `error_type` and
+ * message (docs/api.md lists them).
+ */
+export class DistributorFailureError extends ServiceError {
+  constructor(row: { readonly statusCode: number; readonly errorType: string; readonly message: string }, details: Record<string, unknown> = {}) {
+    super(row.statusCode, row.errorType, row.message, details);
+  }
+}
+
 /** 502: the distributor or Adobe's server failed or could not be reached. */
 export class UpstreamError extends ServiceError {
   constructor(message: string, details: Record<string, unknown> = {}, options?: ErrorOptions) {

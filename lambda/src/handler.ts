@@ -51,6 +51,8 @@ export interface HandlerSeams {
   /** Extra CA for `acsm_url` (tests' self-signed server). */
   readonly ca: string | Buffer;
   readonly now: () => Date;
+  /** How the pause between retries of a transient distributor failure is waited. @default setTimeout */
+  readonly retrySleep: (ms: number) => Promise<void>;
 }
 
 /**
@@ -87,6 +89,7 @@ export function createHandler(options: HandlerOptions, seams: Partial<HandlerSea
       policy: { resolver: seams.egress?.resolver ?? resolver, isAllowedAddress: seams.egress?.isAllowedAddress, route: seams.egress?.route },
       toolEnv: seams.toolEnv,
       missingToolMessage: options.missingToolMessage,
+      retrySleep: seams.retrySleep,
     },
     acsmUrl: { resolver, isAllowedAddress: seams.isAllowedAddress, ca: seams.ca },
     now: seams.now ?? (() => new Date()),

@@ -1,6 +1,7 @@
 import { join } from "node:path";
 import { runTool, ToolNotRunnableError, type ToolRun } from "./run-tool";
-import { BadRequestError, DeviceLimitError, NetworkFailureError, ServiceError, ToolMissingError, ToolTimeoutError, UpstreamError } from "./errors";
+import { ADEPT_SERVER_ERRORS, httpFailure, httpStatusOf, isTransientFailure, serverErrorCode } from "./adept-errors";
+import { BadRequestError, DeviceLimitError, DistributorFailureError, NetworkFailureError, ServiceError, ToolMissingError, ToolTimeoutError, UpstreamError } from "./errors";
 
 /** A libgourou failure as the tools report it: `Exception code : 0x…` / `Message        : …` on stdout. */
 export class LibgourouError extends Error {
@@ -15,6 +16,14 @@ export class LibgourouError extends Error {
   ) {
     super(`${tool} failed (exit ${exitCode}${exceptionCode ? `, exception ${exceptionCode}` : ""}): ${toolMessage}`);
     this.name = "LibgourouError";
+  }
+
+  /** How many times the tool was run before giving up with this failure (set by the retrying caller). */
+  attempts = 1;
+
+  /** True when a second run may succeed (distributor HTTP 429/5xx, a reset connection; see adept-errors.ts). */
+  get transient(): boolean {
+    return isTransientFailure(this);
   }
 
   /** True when the ADEPT server answered with the given error code (e.g. `E_ADEPT_REQUEST_EXPIRED`). */
@@ -73,14 +82,25 @@ export function mapLibgourouError(err: LibgourouError): ServiceError {
   const code = err.exceptionCode;
   if (code === "0x1003") {
     if (err.isServerError("E_GOOGLE_DEVICE_LIMIT_REACHED")) return new DeviceLimitError();
+    const serverCode = serverErrorCode(err.toolMessage);
+    const known = serverCode === undefined ? undefined : ADEPT_SERVER_ERRORS[serverCode];
+    if (known) return new DistributorFailureError(known, { adept_error: serverCode });
     return new UpstreamError(`The distributor's ADEPT server refused the request: ${err.toolMessage}.`, {
       adept_error: err.toolMessage,
     });
   }
+  if (code === "0x5011") {
+    const status = httpStatusOf(err.toolMessage);
+    const known = status === undefined ? undefined : httpFailure(status);
+    // 5xx stays a NetworkFailureError: through the egress proxy "HTTP Error code 502" is also the
+    // proxy's own answer for a host it could not reach, which the handler names (egress.ts, withEgress).
+    if (known && known.errorType !== "UpstreamError") return new DistributorFailureError(known, { distributor_status: status, attempts: err.attempts });
+    if (known) return new NetworkFailureError(`Could not talk to the distributor's server: ${err.toolMessage}.`, { distributor_status: status, attempts: err.attempts });
+  }
   if (code === "0x500b" || code === "0x5011") {
     // The tool says only "Couldn't connect" or "HTTP Error code 502" (the proxy's answer); the
     // handler's egress proxy knows which host did not resolve or connect (handler.ts, withEgress).
-    return new NetworkFailureError(`Could not talk to the distributor's server: ${err.toolMessage}.`);
+    return new NetworkFailureError(`Could not talk to the distributor's server: ${err.toolMessage}.`, err.attempts > 1 ? { attempts: err.attempts } : {});
   }
   // The caller's input errors (libgourou_common.h, FULFILL_ERROR): 0x1101 invalid ACSM, 0x1102 no
   // <hmac>, 0x1104 no <operatorURL>, 0x1105 the "ACSM" is a server <error> document.

@@ -115,7 +115,10 @@ async function convertNow(services: Services, call: Call, acsm: string, info: Ac
   const workDir = await call.workDir();
   const outputName = downloadName(info.title, info.format);
   const book = await withEgress(services.tools, log, (toolEnv) =>
-    convertAcsm(acsm, { toolsDir: config.toolsDir, devices, workDir, timeLeftMs: call.timeLeftMs, log, toolEnv, outputName }),
+    convertAcsm(acsm, {
+      toolsDir: config.toolsDir, devices, workDir, timeLeftMs: call.timeLeftMs, log, toolEnv, outputName,
+      ...(services.tools.retrySleep === undefined ? {} : { retry: { sleep: services.tools.retrySleep } }),
+    }),
   );
   const file = await store(services, book, call.requestId);
   // A loaned book: keep its loan token so that it can be listed and returned early.
