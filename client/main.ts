@@ -1,5 +1,6 @@
 import { Command, CommanderError } from "commander";
 import { convertCommand } from "./commands/convert";
+import { deviceCommand } from "./commands/device";
 import { healthCommand } from "./commands/health";
 import { inspectCommand } from "./commands/inspect";
 import { loansCommand } from "./commands/loans";
@@ -22,7 +23,7 @@ export function program(): Command {
         "  $ npx knock convert --url http://127.0.0.1:9000 --out ~/Books *.acsm\n" +
         "  $ npx knock open                                  # the access link and a QR code for your phone\n",
     );
-  for (const command of [convertCommand(), inspectCommand(), healthCommand(), serveCommand(), openCommand(), loansCommand(), returnCommand()]) {
+  for (const command of [convertCommand(), inspectCommand(), healthCommand(), serveCommand(), openCommand(), loansCommand(), returnCommand(), deviceCommand()]) {
     // Usage errors exit 2 (clig.dev; gh does the same), not commander's default 1.
     command.exitOverride().showHelpAfterError("(run with --help for usage)");
     knock.addCommand(command);

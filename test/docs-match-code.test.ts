@@ -173,7 +173,9 @@ describe("knock as the README and the docs write it", () => {
   // docs such spans are curl's, docker's or bash's.
   it.each(["README.md", KNOCK_DOC])("%s names on their own only options some knock command has", (file) => {
     const OTHER_TOOLS: Record<string, string> = { "--connect-to": "curl's option, which KNOCK_CONNECT_TO is compared with" };
-    const all = new Set([...commands.values()].flatMap((c) => [...spellings(c)]));
+    // A command's subcommands (`knock device import --yes`) count too: their flags are documented
+    // under the command's own `###` sections.
+    const all = new Set([...commands.values()].flatMap((c) => [c, ...c.commands]).flatMap((c) => [...spellings(c)]));
     for (const span of codeSpans(withoutFences(read(file)))) {
       const flag = /^(--[a-z][a-z-]*)(?:[ =]|$)/.exec(span)?.[1];
       if (flag === undefined || flag in OTHER_TOOLS) continue;

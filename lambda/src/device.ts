@@ -6,6 +6,7 @@ import { ServiceError } from "./errors";
 import type { Logger } from "./log";
 import type { ConditionalDelete, ConditionalReplace, ObjectStore } from "./object-store";
 import { upgradeActivationServer } from "./device-upgrade";
+import { collectElementText, XmlRefusal, type XmlTag } from "./strict-xml";
 
 /** The files `adept_activate` writes and every other tool reads through `-D DIR`. */
 export const DEVICE_FILES = ["device.xml", "activation.xml", "devicesalt"] as const;
@@ -48,18 +49,47 @@ export interface DeviceStore {
   keepBackup(device: VersionedDevice): Promise<void>;
 }
 
+/**
+ * How the stored device came to be: activated by this service (adept_activate -a) or imported by its
+ * owner (`knock device import`). Documents written before imports existed carry no origin: activated.
+ */
+export type DeviceOrigin = "activated" | "imported";
+
 /** Serialises a device to the stored JSON document (all three files in one object, written atomically). */
-export function encodeDevice(files: DeviceFiles, now: Date): string {
+export function encodeDevice(files: DeviceFiles, now: Date, origin: DeviceOrigin = "activated"): string {
   return JSON.stringify({
     format: DEVICE_DOCUMENT_FORMAT,
     created_at: now.toISOString(),
+    // Only an import says so: an activated device's document stays as it always was.
+    ...(origin === "imported" ? { origin: "imported", imported_at: now.toISOString() } : {}),
     files: Object.fromEntries(DEVICE_FILES.map((name) => [name, files[name].toString("base64")])),
   });
 }
 
 /** Parses the stored JSON document; throws when it is not a complete device. */
 export function decodeDevice(text: string): DeviceFiles {
-  const doc = JSON.parse(text) as { format?: unknown; files?: Record<string, unknown> };
+  return readDeviceDocument(text).files;
+}
+
+/** The stored document with what it says about the device besides its files. */
+export interface DeviceDocument {
+  readonly files: DeviceFiles;
+  /** When the document was written (`created_at`), when it says. */
+  readonly createdAt?: Date;
+  readonly origin: DeviceOrigin;
+  /** When an imported device was imported. */
+  readonly importedAt?: Date;
+}
+
+function dateField(value: unknown): Date | undefined {
+  if (typeof value !== "string") return undefined;
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : new Date(at);
+}
+
+/** Parses the stored JSON document, old (no origin) or new; throws when it is not a complete device. */
+export function readDeviceDocument(text: string): DeviceDocument {
+  const doc = JSON.parse(text) as { format?: unknown; files?: Record<string, unknown>; created_at?: unknown; origin?: unknown; imported_at?: unknown };
   if (doc.format !== DEVICE_DOCUMENT_FORMAT || typeof doc.files !== "object" || doc.files === null) {
     throw new Error(`stored device document is not in format ${DEVICE_DOCUMENT_FORMAT}`);
   }
@@ -70,7 +100,122 @@ export function decodeDevice(text: string): DeviceFiles {
     if (typeof value !== "string" || value === "") throw new Error(`stored device document lacks ${name}`);
     out[name] = Buffer.from(value, "base64");
   }
-  return out as DeviceFiles;
+  return {
+    files: out as DeviceFiles,
+    createdAt: dateField(doc.created_at),
+    origin: doc.origin === "imported" ? "imported" : "activated",
+    importedAt: dateField(doc.imported_at),
+  };
+}
+
+/** libgourou's size of devicesalt (src/device.cpp, DEVICE_KEY_SIZE). */
+export const DEVICE_KEY_SIZE = 16;
+
+/** Largest device.xml / activation.xml accepted: real ones are a few KB. */
+const MAX_DEVICE_XML = 256 * 1024;
+
+const ADEPT_NS = "http://ns.adobe.com/adept";
+
+/** A device file libgourou would refuse: which file, and what is wrong with it. */
+export class DeviceFileProblem extends Error {
+  constructor(readonly file: (typeof DEVICE_FILES)[number], problem: string) {
+    super(`${file}: ${problem}`);
+    this.name = "DeviceFileProblem";
+  }
+}
+
+/** What the three files say about the device: public facts only, never key material. */
+export interface DeviceSummary {
+  /** device.xml's adept:deviceSerial. */
+  readonly serial: string;
+  /** device.xml's adept:fingerprint (public: libgourou's tools print it). */
+  readonly fingerprint: string;
+  /** activation.xml's device id (`<device>`), when present. */
+  readonly deviceId: string;
+  /** activation.xml's adept:user. */
+  readonly user: string;
+  /** True for an anonymous activation (`<adept:username method="anonymous">`). */
+  readonly anonymous: boolean;
+}
+
+function readXmlFields<Name extends string>(
+  file: "device.xml" | "activation.xml",
+  bytes: Buffer,
+  root: string,
+  field: (tag: XmlTag) => Name | undefined,
+  onTag?: (tag: XmlTag) => void,
+): Map<Name, string> {
+  if (bytes.length > MAX_DEVICE_XML) throw new DeviceFileProblem(file, `is ${bytes.length} bytes; a real one is a few KB`);
+  try {
+    return collectElementText(bytes.toString("utf8"), {
+      namespaces: true,
+      maxDepth: 32,
+      rootProblem: (tag) => (tag.local === root && tag.uri === ADEPT_NS ? undefined : `its root element is <${tag.name}>, not ${root} in ${ADEPT_NS}`),
+      field: (tag) => {
+        onTag?.(tag);
+        return field(tag);
+      },
+      tooDeep: "nests elements too deeply",
+    });
+  } catch (err) {
+    if (err instanceof XmlRefusal) {
+      throw new DeviceFileProblem(file, err.message);
+    }
+    throw new DeviceFileProblem(file, `is not well-formed XML (${err instanceof Error ? err.message : String(err)})`);
+  }
+}
+
+/**
+ * Checks libgourou's three device files the way the DRMProcessor constructor reads them
+ * (src/libgourou.cpp): devicesalt is exactly 16 bytes (src/device.cpp parseDeviceKeyFile, else
+ * 0x2003), device.xml is an adept:deviceInfo with deviceClass, deviceSerial, deviceName,
+ * deviceType and fingerprint (parseDeviceFile, else 0x2002), activation.xml an activationInfo with
+ * the user's credentials (src/user.cpp parseActivationFile, else 0x3001), and the two fingerprints
+ * agree (0x1000 "User and device fingerprint does not match"). Throws {@link DeviceFileProblem}.
+ */
+export function checkDeviceFiles(files: DeviceFiles): DeviceSummary {
+  const salt = files.devicesalt;
+  if (salt.length !== DEVICE_KEY_SIZE) throw new DeviceFileProblem("devicesalt", `must be exactly ${DEVICE_KEY_SIZE} bytes, it is ${salt.length}`);
+
+  const deviceFields = ["deviceClass", "deviceSerial", "deviceName", "deviceType", "fingerprint"] as const;
+  type DeviceField = (typeof deviceFields)[number];
+  const device = readXmlFields<DeviceField>("device.xml", files["device.xml"], "deviceInfo", (tag) =>
+    tag.uri === ADEPT_NS && (deviceFields as readonly string[]).includes(tag.local ?? "") ? (tag.local as DeviceField) : undefined,
+  );
+  for (const name of deviceFields) {
+    if (!device.get(name)) throw new DeviceFileProblem("device.xml", `lacks <adept:${name}>`);
+  }
+
+  const activationFields = ["pkcs12", "user", "device", "fingerprint", "privateLicenseKey", "authenticationCertificate", "username"] as const;
+  type ActivationField = (typeof activationFields)[number];
+  let anonymous = false;
+  const activation = readXmlFields<ActivationField>(
+    "activation.xml",
+    files["activation.xml"],
+    "activationInfo",
+    (tag) => (tag.uri === ADEPT_NS && (activationFields as readonly string[]).includes(tag.local ?? "") ? (tag.local as ActivationField) : undefined),
+    (tag) => {
+      if (tag.local !== "username") return;
+      const method: unknown = (tag.attributes as Record<string, unknown>)["method"];
+      anonymous = (typeof method === "string" ? method : (method as { value?: unknown } | undefined)?.value) === "anonymous";
+    },
+  );
+  for (const name of ["pkcs12", "user", "device", "fingerprint", "privateLicenseKey", "authenticationCertificate"] as const) {
+    if (!activation.get(name)) {
+      throw new DeviceFileProblem("activation.xml", `lacks <${name}>${name === "device" || name === "fingerprint" ? " (the device was never fully activated)" : ""}`);
+    }
+  }
+  if (!activation.has("username")) throw new DeviceFileProblem("activation.xml", "lacks <adept:username>");
+  if (activation.get("fingerprint") !== device.get("fingerprint")) {
+    throw new DeviceFileProblem("activation.xml", "was made for another device: its fingerprint does not match device.xml's");
+  }
+  return {
+    serial: device.get("deviceSerial")!,
+    fingerprint: device.get("fingerprint")!,
+    deviceId: activation.get("device")!,
+    user: activation.get("user")!,
+    anonymous,
+  };
 }
 
 /** The stored document's content type. */

@@ -34,3 +34,17 @@ export { otherFileKind } from "./acsm";
 export { describeAcsm, hasExpired, type AcsmDescription, type AcsmInfo } from "./acsm";
 export { ServiceError } from "./errors";
 export type { OtherFileKind } from "./errors";
+
+// The Adobe device as `knock device` reads, checks and stores it: the handler's own document format.
+export {
+  checkDeviceFiles,
+  DEVICE_FILES,
+  DEVICE_KEY_SIZE,
+  DeviceFileProblem,
+  encodeDevice,
+  readDeviceDocument,
+  type DeviceDocument,
+  type DeviceFiles,
+  type DeviceOrigin,
+  type DeviceSummary,
+} from "./device";
