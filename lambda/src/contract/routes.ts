@@ -1,7 +1,7 @@
 /**
  * Every route the function answers, written once. The function dispatches by this table
  * (lambda/src/routes.ts binds each id to its use case, and the compiler refuses a route without
- * one); the 404 answer's `routes` list, a 405's `Allow`, the page's exemption from the token and the
+ * one); the 404 answer's `routes` list, a 405's `Allow` (the methods of the routes `resolveRoute` finds on the path), the page's exemption from the token and the
  * Function URL's CORS methods are all derived from it here. Dependency-free: the Pulumi program
  * reads it too.
  */
@@ -81,11 +81,6 @@ export function matchPath(pattern: string, path: string): RouteParams | undefine
 /** `GET /`, `POST /loans/<id>/return`, …: what a 404 lists, each once, in table order. */
 export function routeList(table: readonly RouteSpec[] = ROUTES): string[] {
   return [...new Set(table.map((r) => `${r.method} ${r.path}`))];
-}
-
-/** The methods some route accepts on `path`, in table order: a 405's `Allow`. */
-export function allowedMethods(path: string, table: readonly RouteSpec[] = ROUTES): string[] {
-  return [...new Set(table.filter((r) => matchPath(r.path, path) !== undefined).map((r) => r.method))];
 }
 
 /** Every method the service answers: what the Function URL's CORS configuration allows. */

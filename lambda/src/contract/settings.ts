@@ -118,10 +118,3 @@ export function checkChoice(key: SettingKey, text: string): SettingCheck<string>
   if (spec.type !== "string" || spec.values === undefined) throw new TypeError(`${key} is not an enumerated setting`);
   return spec.values.includes(text) ? { ok: true, value: text } : { ok: false, allowed: `expected ${allowedValues(key)}` };
 }
-
-/** The environment variable a setting travels in. */
-export function settingEnv(key: SettingKey): string {
-  const spec: SettingSpec = SETTINGS[key];
-  if (spec.env === undefined) throw new TypeError(`${key} is not handed to another process`);
-  return spec.env;
-}
