@@ -180,7 +180,7 @@ export function deviceCommand(): Command {
       const stored = await loadStored(objects);
       if (stored === undefined) throw new CliError("input", `No Adobe device in ${where}: nothing to export.`);
       try {
-        await writeFile(file, writeDeviceZip(stored.document.files), { flag: opts.force ? "w" : "wx", mode: 0o600 });
+        await writeFile(file, await writeDeviceZip(stored.document.files), { flag: opts.force ? "w" : "wx", mode: 0o600 });
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code === "EEXIST") throw new CliError("output-folder", `${file} exists: pass --force to overwrite it, or name another file.`);
         throw new CliError("output-folder", `Cannot write ${file}: ${(err as Error).message}.`, {}, { cause: err });

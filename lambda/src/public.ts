@@ -48,3 +48,6 @@ export {
   type DeviceOrigin,
   type DeviceSummary,
 } from "./device";
+
+// Zips read from users (device imports, EPUBs) with limits, and written for them (device exports, EPUB copies).
+export { readZip, writeZip, ZipProblem, type ZipEntry, type ZipReadLimits, type ZipWriteEntry } from "./zip";
