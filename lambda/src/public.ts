@@ -18,6 +18,7 @@ export { tokenSha256 } from "./access";
 export { storesOn, type HandlerStores } from "./stores";
 export {
   contentDisposition,
+  s3Objects,
   type ConditionalCreate,
   type ConditionalDelete,
   type ConditionalReplace,
@@ -26,6 +27,9 @@ export {
   type PresignedUrl,
   type StoredObject,
 } from "./object-store";
+// The S3 client s3Objects takes, from the function's own copy of the SDK: the paginator checks its
+// client with instanceof, so a client built from another copy (the root's) is refused.
+export { S3Client } from "@aws-sdk/client-s3";
 
 // What the client recognises in a file before sending it (the same words the service uses).
 export { otherFileKind } from "./acsm";

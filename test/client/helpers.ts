@@ -1,7 +1,7 @@
 // Shared pieces of the client tests: running the real `knock` process, and a `knock serve` service
 // with the libgourou stand-ins and the handler tests' fake distributor (no network).
 import { spawn, type ChildProcess } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { startLocalService, type LocalService, type LocalServiceOptions } from "../../client/serve/local-service";
@@ -103,4 +103,37 @@ export function scratchDir(prefix: string, list: string[]): string {
 
 export function cleanup(list: string[]): void {
   for (const dir of list.splice(0)) rmSync(dir, { recursive: true, force: true });
+}
+
+/**
+ * A stand-in for the Pulumi CLI on PATH, answering `pulumi stack output NAME [--show-secrets]` for
+ * the stack's `outputs` the way the real CLI's `stack output` command does (pulumi/pulumi,
+ * pkg/cmd/pulumi: it prints the value and a newline; for a name the stack lacks it fails with
+ * "error: current stack does not have output property 'NAME'" on stderr, and the CLI exits 255 on
+ * any error). Every name asked for is appended to `<folder>/asked.log`. Returns the folder to put
+ * first on PATH; it is removed by {@link cleanup} with `list`.
+ */
+export function fakePulumiCli(outputs: Record<string, string>, list: string[]): { bin: string; asked: () => string[] } {
+  const bin = scratchDir("knock-fake-pulumi-", list);
+  const quote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
+  const cases = Object.entries(outputs).map(([name, value]) => `  ${quote(name)}) printf '%s\\n' ${quote(value)} ;;`);
+  writeFileSync(
+    join(bin, "pulumi"),
+    [
+      "#!/bin/sh",
+      `[ "$1" = stack ] && [ "$2" = output ] && [ -n "$3" ] || { echo "error: this stand-in answers only 'pulumi stack output NAME'" >&2; exit 255; }`,
+      `printf '%s\\n' "$3" >> ${quote(join(bin, "asked.log"))}`,
+      'case "$3" in',
+      ...cases,
+      `  *) echo "error: current stack does not have output property '$3'" >&2; exit 255 ;;`,
+      "esac",
+      "",
+    ].join("\n"),
+    { mode: 0o755 },
+  );
+  const asked = (): string[] => {
+    const file = join(bin, "asked.log");
+    return existsSync(file) ? readFileSync(file, "utf8").split("\n").filter(Boolean) : [];
+  };
+  return { bin, asked };
 }
