@@ -7,8 +7,9 @@
  * - an ADEPT server answering `<error data="E_…"/>` is exception 0x1003 (GOUROU_ADEPT_ERROR,
  *   include/libgourou_common.h) with the `data` attribute as message (src/libgourou.cpp,
  *   DRMProcessor::sendRequest); real servers put the code first, sometimes followed by a URL.
- * - an HTTP status >= 400 is 0x5011 (CLIENT_HTTP_ERROR) "HTTP Error code N"
- *   (utils/drmprocessorclientimpl.cpp, sendHTTPRequest).
+ * - an HTTP status >= 400 is 0x5011 (CLIENT_HTTP_ERROR) "HTTP Error code N", every such status alike
+ *   (utils/drmprocessorclientimpl.cpp, sendHTTPRequest, reads CURLINFO_RESPONSE_CODE of the last
+ *   answer, after the redirects libcurl followed; src/libgourou.cpp sendRequest passes it on).
  * - a curl failure is 0x500b (CLIENT_NETWORK_ERROR) "Error " + curl_easy_strerror(); the tool
  *   itself already retries CURLE_COULDNT_CONNECT and CURLE_RECV_ERROR five times (same function,
  *   HTTP_REQ_MAX_RETRY), so only the curl failures it does not retry are retried here.
@@ -130,12 +131,26 @@ export const ADEPT_SERVER_ERRORS: Readonly<Record<string, KnownFailure>> = {
 
 /**
  * HTTP statuses from the distributor (0x5011 "HTTP Error code N", utils/drmprocessorclientimpl.cpp
- * sendHTTPRequest). 404 is a refusal no retry changes; 429 and 5xx are the server being busy or
- * failing, retried inside the request. 403 is left to the generic 502 (not retried): through the
- * egress proxy "HTTP Error code 403" is also the proxy's own refusal of an http: destination, which
- * egress.ts (withEgress) turns into ForbiddenDestination only for answers with status >= 500.
+ * sendHTTPRequest). 403 and 404 are refusals no retry changes; 429 and 5xx are the server being busy
+ * or failing, retried inside the request. Through the egress proxy "HTTP Error code 403" is also the
+ * proxy's own refusal of an http: destination: the proxy records every refusal, and withEgress
+ * (egress.ts) answers ForbiddenDestination instead of the 403 row when the run that failed met one.
  */
 export const DISTRIBUTOR_HTTP_ERRORS = {
+  // RFC 9110 §15.5.4: the server understood the request and refuses to fulfil it, and a repeat of the
+  // same request (the same token, the same device) gets the same answer, so it is not retried. Which
+  // refusal the operator means it does not say; the causes people meet are a loan or purchase of
+  // another library card or account and a link the shop or library revoked.
+  forbidden: {
+    statusCode: 403,
+    errorType: "DistributorRefused",
+    persistence: "permanent",
+    message:
+      "The distributor's server refused to give this ACSM's book to this service's Adobe device (HTTP 403 Forbidden): " +
+      "the loan or purchase may belong to another library card or account, or the link may have been revoked. " +
+      "Download a new ACSM from the shop or library, signed in with the account that borrowed or bought the book. " +
+      "Retrying this ACSM will not help.",
+  },
   // RFC 9110 §15.5.5: nothing at the ACSM's operatorURL (a closed shop, a withdrawn order).
   notFound: {
     statusCode: 422,
@@ -186,6 +201,7 @@ export function httpStatusOf(message: string): number | undefined {
 
 /** The row for a distributor HTTP status, or undefined for one the table does not name. */
 export function httpFailure(status: number): KnownFailure | undefined {
+  if (status === 403) return DISTRIBUTOR_HTTP_ERRORS.forbidden;
   if (status === 404) return DISTRIBUTOR_HTTP_ERRORS.notFound;
   if (status === 429) return DISTRIBUTOR_HTTP_ERRORS.tooManyRequests;
   if (status >= 500 && status <= 599) return DISTRIBUTOR_HTTP_ERRORS.serverError;

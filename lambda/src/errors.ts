@@ -352,13 +352,14 @@ export class LoanReturnInProgressError extends ServiceError {
 
 /** 409: the library's server answered the return with an ADEPT error (libgourou 0x1003). */
 export class LoanReturnRefusedError extends ServiceError {
-  constructor(id: string, serverError: string) {
+  /** `serverError`: the ADEPT error the server answered, or with `httpStatus` the tool's "HTTP Error code N". */
+  constructor(id: string, serverError: string, httpStatus?: number) {
     super(
       409,
       "LoanReturnRefused",
       `The library's server refused to return loan ${id}: ${serverError}. It may already be returned or ended. The loan stays ` +
         `in the list; once the library no longer shows it, forget it (DELETE on the loan, or \`knock return --forget ${id}\`).`,
-      { loan_id: id, adept_error: serverError },
+      httpStatus === undefined ? { loan_id: id, adept_error: serverError } : { loan_id: id, distributor_status: httpStatus },
     );
   }
 }

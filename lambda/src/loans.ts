@@ -11,6 +11,7 @@ import {
   LoanReturnRefusedError,
   ServiceError,
 } from "./errors";
+import { httpStatusOf } from "./adept-errors";
 import { LibgourouError, mapLibgourouError, runLibgourou } from "./libgourou";
 import { LOAN_ID_PATTERN, type ConversionLoan, type LoanEntry, type LoanForgetAnswer, type LoanListAnswer, type LoanReturnAnswer, type LoanSummary } from "./contract";
 import type { LoanStore } from "./loan-store";
@@ -113,13 +114,18 @@ export function checkLoanId(id: string): string {
 
 /**
  * Runs `adept_loan_mgt` and turns its failures into the answers a return gives: an ADEPT error from
- * the library's server (0x1003) is the library refusing; the rest as for the other tools.
+ * the library's server (0x1003) or its HTTP 403 is the library refusing; the rest as for the other tools.
  */
 export async function runLoanTool(toolsDir: string, id: string, args: readonly string[], timeoutMs: number, env?: NodeJS.ProcessEnv): Promise<ToolRun> {
   try {
     return await runLibgourou(toolsDir, "adept_loan_mgt", args, timeoutMs, env);
   } catch (err) {
     if (err instanceof LibgourouError && err.exceptionCode === "0x1003") throw new LoanReturnRefusedError(id, err.toolMessage);
+    // The library's HTTP 403 refuses this return as an ADEPT error would; the conversion's
+    // DistributorRefused speaks of fulfilling an ACSM, which a return does not do.
+    if (err instanceof LibgourouError && err.exceptionCode === "0x5011" && httpStatusOf(err.toolMessage) === 403) {
+      throw new LoanReturnRefusedError(id, err.toolMessage, 403);
+    }
     if (err instanceof LibgourouError) throw mapLibgourouError(err);
     throw err;
   }

@@ -1,7 +1,9 @@
 // Every distributor/Adobe failure in lambda/src/adept-errors.ts, end to end through the real handler
 // with the libgourou stand-in: its status, error_type and message, and how often acsmdownloader ran
 // (permanent failures once, transient ones retried with backoff bounded by the invocation's time).
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from "vitest";
@@ -9,7 +11,7 @@ import { testHandler } from "../support/test-handler";
 import { loadConfig } from "../../lambda/src/config";
 import { ADEPT_SERVER_ERRORS, DISTRIBUTOR_HTTP_ERRORS } from "../../lambda/src/adept-errors";
 import type { Resolver } from "../../lambda/src/fetch-acsm";
-import { fakeContext, handlerEnv, makeAcsm, standinEnv, startFakeDistributor, startLocalS3, testEgress, urlEvent, type FakeDistributor, type LocalS3 } from "./harness";
+import { TOOLS_DIR, fakeContext, handlerEnv, makeAcsm, standinEnv, startFakeDistributor, startLocalS3, testEgress, urlEvent, type FakeDistributor, type LocalS3 } from "./harness";
 
 let s3: LocalS3;
 let distributor: FakeDistributor;
@@ -136,7 +138,10 @@ describe("ADEPT server errors (0x1003)", () => {
 });
 
 describe("distributor HTTP statuses (0x5011)", () => {
-  it.each([[404, DISTRIBUTOR_HTTP_ERRORS.notFound]])("answers HTTP %i as a permanent refusal after exactly one attempt", async (httpStatus, row) => {
+  it.each([
+    [403, DISTRIBUTOR_HTTP_ERRORS.forbidden],
+    [404, DISTRIBUTOR_HTTP_ERRORS.notFound],
+  ])("answers HTTP %i as a permanent refusal after exactly one attempt", async (httpStatus, row) => {
     const { status, body } = await convert(`${SHOP}?http_status=${httpStatus}`);
     expect(status).toBe(row.statusCode);
     expect(body.error_type).toBe(row.errorType);
@@ -147,13 +152,12 @@ describe("distributor HTTP statuses (0x5011)", () => {
     expect(sleeps).toEqual([]);
   });
 
-  it("answers HTTP 403 with the generic 502 after exactly one attempt (the egress proxy's refusal looks the same)", async () => {
-    const { status, body } = await convert(`${SHOP}?http_status=403`);
-    expect(status).toBe(502);
-    expect(body.error_type).toBe("UpstreamError");
-    expect(body.error).toBe("Could not talk to the distributor's server: HTTP Error code 403.");
-    expect(downloaderRuns()).toBe(1);
-    expect(sleeps).toEqual([]);
+  it("never says 'try again' for a distributor's 403, and answers it DistributorRefused (403)", () => {
+    const row = DISTRIBUTOR_HTTP_ERRORS.forbidden;
+    expect(row).toMatchObject({ statusCode: 403, errorType: "DistributorRefused", persistence: "permanent" });
+    expect(row.message).toMatch(/HTTP 403 Forbidden/);
+    expect(row.message).toMatch(/new ACSM from the shop or library/);
+    expect(row.message).not.toMatch(/try again/i);
   });
 
   it("converts after one retry when the distributor first answers 429", async () => {
@@ -215,5 +219,106 @@ describe("reset connections (0x500b, curl failures libgourou does not retry itse
     expect(body.error_type).toBe("UpstreamError");
     expect(body.error).toBe("Could not talk to the distributor's server: Error Failed sending data to the peer.");
     expect(downloaderRuns()).toBe(3);
+  });
+});
+
+/**
+ * A distributor whose server refuses every request with 403 (its host names resolve, for the egress
+ * proxy, to the test's allowed address, dialled here). Tunnels (CONNECT, Adobe's activation server)
+ * are accepted as connections; `requests` lists the HTTP requests that reached it.
+ */
+async function startRefusingDistributor(): Promise<{ port: number; requests: string[]; server: Server }> {
+  const requests: string[] = [];
+  const server = createServer((req, res) => {
+    requests.push(`${req.method} ${req.url}`);
+    req.resume();
+    res.writeHead(403, { "content-type": "text/html" }).end("<html><body>Forbidden</body></html>");
+  });
+  await new Promise<void>((done) => server.listen(0, "127.0.0.1", done));
+  return { port: (server.address() as AddressInfo).port, requests, server };
+}
+
+describe("a 403 from the distributor and the egress proxy's own refusal (both print HTTP Error code 403)", () => {
+  let refusing: Awaited<ReturnType<typeof startRefusingDistributor>>;
+  let printed: string;
+  let tools: string;
+  /** A host of the library's intranet: it resolves to a private address, which the egress policy refuses. */
+  const INTRANET = "intranet.library.test";
+
+  beforeAll(async () => {
+    refusing = await startRefusingDistributor();
+    // The stand-in tools, with acsmdownloader's output also kept in a file, so a test can show what it printed.
+    tools = mkdtempSync(join(tmpdir(), "knock-tools-"));
+    scratch.push(tools);
+    printed = join(tools, "acsmdownloader.out");
+    for (const t of ["adept_activate", "adept_remove", "adept_loan_mgt"]) symlinkSync(join(TOOLS_DIR, t), join(tools, t));
+    writeFileSync(
+      join(tools, "acsmdownloader"),
+      `#!/bin/sh\n'${join(TOOLS_DIR, "acsmdownloader")}' "$@" > '${printed}'\nstatus=$?\ncat '${printed}'\nexit $status\n`,
+    );
+    chmodSync(join(tools, "acsmdownloader"), 0o755);
+  });
+
+  afterAll(async () => {
+    refusing.server.closeAllConnections();
+    await new Promise<void>((done) => refusing.server.close(() => done()));
+  });
+
+  beforeEach(() => {
+    refusing.requests.length = 0;
+    writeFileSync(printed, "");
+  });
+
+  /** One warm function: its requests share the container, its device and its handler. */
+  function warmFunction() {
+    const base = testEgress(refusing);
+    const egress = { ...base, resolver: async (host: string) => (host === INTRANET ? [{ address: "10.0.0.7", family: 4 }] : base.resolver(host)) };
+    const tmpRoot = mkdtempSync(join(tmpdir(), "knock-container-"));
+    scratch.push(tmpRoot);
+    const handle = testHandler({
+      config: { ...loadConfig(), toolsDir: tools }, tmpRoot, resolver, egress, toolEnv: standinEnv, logSink: () => {},
+      retrySleep: async (ms) => {
+        sleeps.push(ms);
+      },
+    });
+    return async (operatorURL: string) => {
+      const res = await handle(urlEvent("POST", JSON.stringify({ acsm_content: makeAcsm({ operatorURL }) })), fakeContext());
+      return { status: res.statusCode, body: JSON.parse(res.body) as Record<string, unknown> };
+    };
+  }
+
+  it("answers the distributor's own 403, relayed by the proxy, with DistributorRefused after one request", async () => {
+    const convertOn = warmFunction();
+    const { status, body } = await convertOn("http://acs.refusing-shop.test/fulfillment");
+    expect(readFileSync(printed, "utf8")).toMatch(/^Message {8}: HTTP Error code 403$/m);
+    expect(status).toBe(403);
+    expect(body).toMatchObject({ error_type: "DistributorRefused", error: DISTRIBUTOR_HTTP_ERRORS.forbidden.message, distributor_status: 403 });
+    expect(body).not.toHaveProperty("refused_host");
+    // The operator is new to the device: its /Auth is the first request, refused, and nothing follows.
+    expect(refusing.requests).toEqual(["POST /fulfillment/Auth"]);
+    expect(downloaderRuns()).toBe(1);
+    expect(sleeps).toEqual([]);
+  });
+
+  it("answers the proxy's refusal that made the tool print 403 with ForbiddenDestination naming the host", async () => {
+    const convertOn = warmFunction();
+    const { status, body } = await convertOn(`http://${INTRANET}/fulfillment`);
+    expect(readFileSync(printed, "utf8")).toMatch(/^Message {8}: HTTP Error code 403$/m);
+    expect(status).toBe(400);
+    expect(body).toMatchObject({ error_type: "ForbiddenDestination", refused_host: INTRANET });
+    expect(body.error).toContain(`points to ${INTRANET}, which resolves to a private or reserved address (10.0.0.7)`);
+    expect(refusing.requests).toEqual([]);
+    expect(downloaderRuns()).toBe(1);
+  });
+
+  it("does not carry a refusal over to the next request of the same warm function", async () => {
+    const convertOn = warmFunction();
+    const refused = await convertOn(`http://${INTRANET}/fulfillment`);
+    expect(refused.body).toMatchObject({ error_type: "ForbiddenDestination", refused_host: INTRANET });
+    const next = await convertOn("http://acs.refusing-shop.test/fulfillment");
+    expect(next.status).toBe(403);
+    expect(next.body).toMatchObject({ error_type: "DistributorRefused", distributor_status: 403 });
+    expect(refusing.requests).toEqual(["POST /fulfillment/Auth"]);
+    expect(downloaderRuns()).toBe(2);
   });
 });

@@ -228,6 +228,19 @@ describe("POST /loans/<id>/return", () => {
     expect(body(res).error).toMatch(/HTTP Error code 503/);
   });
 
+  it("answers the library's HTTP 403 as LoanReturnRefused, never as a conversion's DistributorRefused", async () => {
+    // adept_loan_mgt prints a 403 as every HTTP status >= 400, "HTTP Error code 403" (0x5011).
+    await putToken("4444444444444444", { operatorURL: "https://acs.library.test/fulfillment?http_status=403" });
+    const { handle } = coldContainer();
+    expect((await convert(handle, makeAcsm())).statusCode).toBe(200);
+    const res = await handle(at("POST", "/loans/4444444444444444/return"), fakeContext());
+    expect(res.statusCode).toBe(409);
+    expect(body(res)).toMatchObject({ error_type: "LoanReturnRefused", loan_id: "4444444444444444", distributor_status: 403 });
+    expect(body(res).error).toMatch(/refused to return loan 4444444444444444: HTTP Error code 403/);
+    expect(body(res).error).not.toMatch(/ACSM/);
+    expect(await storedKeys()).toContain(loanKey("4444444444444444"));
+  });
+
   it("applies the converter's address rules to the loan's server", async () => {
     await putToken("3333333333333333", { operatorURL: "https://intranet.library.test/fulfillment" });
     const base = testEgress(distributor);
