@@ -3,6 +3,7 @@ import { convertCommand } from "./commands/convert";
 import { deviceCommand } from "./commands/device";
 import { healthCommand } from "./commands/health";
 import { inspectCommand } from "./commands/inspect";
+import { kindleTestCommand } from "./commands/kindle";
 import { loansCommand } from "./commands/loans";
 import { openCommand } from "./commands/open";
 import { returnCommand } from "./commands/return";
@@ -23,7 +24,7 @@ export function program(): Command {
         "  $ npx knock convert --url http://127.0.0.1:9000 --out ~/Books *.acsm\n" +
         "  $ npx knock open                                  # the access link and a QR code for your phone\n",
     );
-  for (const command of [convertCommand(), inspectCommand(), healthCommand(), serveCommand(), openCommand(), loansCommand(), returnCommand(), deviceCommand()]) {
+  for (const command of [convertCommand(), inspectCommand(), healthCommand(), serveCommand(), openCommand(), loansCommand(), returnCommand(), deviceCommand(), kindleTestCommand()]) {
     // Usage errors exit 2 (clig.dev; gh does the same), not commander's default 1.
     command.exitOverride().showHelpAfterError("(run with --help for usage)");
     knock.addCommand(command);

@@ -301,6 +301,9 @@ function eventFor(method: string, path: string): unknown {
 
 /** The routes the service lists in its 404 answer: `GET /`, `POST /`, … */
 const ROUTES = routeList();
+/** Every route, the OPDS feed's too (a 404 never lists those: their path holds a secret). */
+const ALL_ROUTES = [...new Set(ROUTE_TABLE.map((r) => `${r.method} ${r.path}`))];
+const FEED_ROUTES = [...new Set(ROUTE_TABLE.filter((r) => r.auth === "feed").map((r) => `${r.method} ${r.path}`))];
 
 /** What the handler's router does with a request: the route it took, or the error type it answered. */
 function routed(method: string, path: string): string {
@@ -335,8 +338,14 @@ describe("the routes", () => {
 
   it("named in any of docs/api.md's tables exist", () => {
     const named = tables(apiDoc).flatMap((t) => t.rows.map((r) => r[0]).filter((c) => ROUTE_CELL.test(c)));
-    expect(named.length).toBeGreaterThanOrEqual(ROUTES.length);
-    for (const cell of named) expect(ROUTES.map((r) => `\`${r}\``)).toContain(cell);
+    expect(named.length).toBeGreaterThanOrEqual(ALL_ROUTES.length);
+    for (const cell of named) expect(ALL_ROUTES.map((r) => `\`${r}\``)).toContain(cell);
+  });
+
+  it("of the OPDS feed are the ones docs/api.md's \"The OPDS feed\" table lists", () => {
+    expect(FEED_ROUTES.length).toBeGreaterThan(0);
+    const table = onlyTable(section(apiDoc, "The OPDS feed", API_DOC).body, `${API_DOC} "The OPDS feed"`);
+    expect(table.rows.map((r) => r[0])).toEqual(FEED_ROUTES.map((r) => `\`${r}\``));
   });
 });
 
@@ -344,7 +353,10 @@ describe("the routes", () => {
 
 /** Source files that can answer an error: the handler, and `knock serve`'s own refusals. */
 function errorSources(): string[] {
-  const list = (dir: string): string[] => readdirSync(join(ROOT, dir)).filter((f) => f.endsWith(".ts")).map((f) => join(dir, f));
+  const list = (dir: string): string[] =>
+    readdirSync(join(ROOT, dir), { withFileTypes: true }).flatMap((e) =>
+      e.isDirectory() ? list(join(dir, e.name)) : e.name.endsWith(".ts") ? [join(dir, e.name)] : [],
+    );
   return [...list("lambda/src"), ...list("client/serve")];
 }
 
@@ -442,7 +454,7 @@ describe("the error types", () => {
 describe("this test's own reading of the docs", () => {
   it("finds what it compares (a wrong heading or table shape would otherwise compare nothing)", () => {
     expect(commandSections.length).toBe(commands.size);
-    expect(connectionCommands.sort()).toEqual(["convert", "health", "loans", "return"]);
+    expect(connectionCommands.sort()).toEqual(["convert", "health", "kindle-test", "loans", "return"]);
     expect(connectionOptions.map((o) => o.flags)).toContain("--url <url>");
     expect(DOCS.map((f) => knockInvocations(read(f)).length).reduce((a, b) => a + b)).toBeGreaterThan(20);
   });

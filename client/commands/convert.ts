@@ -1,7 +1,7 @@
 import { readFile } from "node:fs/promises";
 import { basename, resolve } from "node:path";
 import { Command } from "commander";
-import { otherFileKind, type OtherFileKind } from "../../lambda/src/public";
+import { otherFileKind, type ConversionAnswer, type OtherFileKind } from "../../lambda/src/public";
 import { connect, withConnectionOptions, type Connection, type ConnectionFlags } from "../lib/connection";
 import { downloadToFolder, prepareOutputFolder } from "../lib/download";
 import { CliError, EXIT_FAILED, type FailureKind } from "../lib/failures";
@@ -26,6 +26,8 @@ export interface BookResult {
   readonly request_id?: string;
   /** True when the service linked the book it had converted from this ACSM before (no new fulfilment). */
   readonly reused?: true;
+  /** With --kindle: the mail that took the book to the Kindle (sent, never "delivered"). */
+  readonly kindle?: { readonly sent: true; readonly to: string; readonly message_id: string; readonly attachment_name: string };
   readonly error_kind?: FailureKind;
   readonly error_type?: string;
   readonly error?: string;
@@ -34,6 +36,29 @@ export interface BookResult {
 interface ConvertFlags extends ConnectionFlags {
   readonly out: string;
   readonly json?: boolean;
+  readonly kindle?: boolean;
+}
+
+/** The conversion's address, asking for Send to Kindle with `?deliver=kindle` (which works for the ACSM file as body). */
+function conversionUrl(base: string | URL, kindle: boolean | undefined): URL {
+  const url = new URL(String(base));
+  if (kindle) url.searchParams.set("deliver", "kindle");
+  return url;
+}
+
+/**
+ * A Send to Kindle failure answered after the conversion: the error body carries the book's
+ * `output_files`, so the book is still saved. Undefined for any other answer.
+ */
+function convertedButNotSent(answer: { status: number; body: Buffer }): { files: ConversionAnswer["output_files"]; errorType: string; error: string } | undefined {
+  if (answer.status < 400) return undefined;
+  try {
+    const body = JSON.parse(answer.body.toString("utf8")) as { output_files?: unknown; error_type?: unknown; error?: unknown };
+    if (!Array.isArray(body.output_files) || body.output_files.length === 0 || typeof body.error_type !== "string") return undefined;
+    return { files: body.output_files as ConversionAnswer["output_files"], errorType: body.error_type, error: String(body.error ?? "") };
+  } catch {
+    return undefined;
+  }
 }
 
 /** True for an input that is a URL (any scheme) rather than a file. */
@@ -84,12 +109,13 @@ async function convertOne(input: string, conn: Connection, flags: ConvertFlags, 
   try {
     const { body, contentType } = await requestFor(input);
     progress.phase("converting");
-    const answer = await call({ method: "POST", url: conn.address.url, headers: { "content-type": contentType, accept: "application/json" }, body }, conn.sign, {
+    const answer = await call({ method: "POST", url: conversionUrl(conn.address.url, flags.kindle), headers: { "content-type": contentType, accept: "application/json" }, body }, conn.sign, {
       connectTo: conn.connectTo,
       signal,
     });
-    const result = conversionAnswer(expectOk(answer, await conn.functionArn()));
-    const file = result.output_files[0];
+    const unsent = flags.kindle ? convertedButNotSent(answer) : undefined;
+    const result = unsent === undefined ? conversionAnswer(expectOk(answer, await conn.functionArn())) : undefined;
+    const file = result?.output_files[0] ?? unsent!.files[0];
     const requestId = requestIdOf(answer) ?? requestIdFromKey(file.s3_key);
     const path = await downloadToFolder({
       url: new URL(file.download_url),
@@ -100,13 +126,23 @@ async function convertOne(input: string, conn: Connection, flags: ConvertFlags, 
       progress: progress.download,
       signal,
     });
+    if (unsent !== undefined) {
+      // The book is saved; only the mail failed: said as this input's failure, with the service's words.
+      const said = unsent.error.replace(/ The book itself is converted: .*$/, "");
+      progress.failed(`${label} → ${path} (${formatBytes(file.size_bytes)}), but not sent to the Kindle: ${unsent.errorType}: ${said}`);
+      return { input, ok: false, path, filename: basename(path), size_bytes: file.size_bytes, content_type: file.content_type, request_id: requestId, error_kind: "service", error_type: unsent.errorType, error: said };
+    }
     progress.succeeded(`${label} → ${path} (${formatBytes(file.size_bytes)})`);
-    if (result.reused) {
+    if (result?.kindle) {
+      reporter.note(`knock: sent to ${result.kindle.to} as "${result.kindle.attachment_name}" (message ${result.kindle.message_id}). Amazon sends no receipt: check the Kindle, and the sender's inbox for Amazon's failure notice.`);
+    }
+    if (result?.reused) {
       reporter.note(`knock: reused the book converted at ${result.converted_at ?? "an earlier request"}; no new fulfilment`);
     }
     return {
       input, ok: true, path, filename: basename(path), size_bytes: file.size_bytes, content_type: file.content_type, request_id: requestId,
-      ...(result.reused ? { reused: true as const } : {}),
+      ...(result?.reused ? { reused: true as const } : {}),
+      ...(result?.kindle ? { kindle: { sent: true as const, to: result.kindle.to, message_id: result.kindle.message_id, attachment_name: result.kindle.attachment_name } } : {}),
     };
   } catch (err) {
     // Ctrl-C shows up as whatever the aborted operation throws: an AbortError, or (Node 24, while a
@@ -133,6 +169,7 @@ export function convertCommand(): Command {
     .option("--out <dir>", "folder to save the books in", ".");
   return withConnectionOptions(command)
     .option("--json", "print one JSON object per book on stdout")
+    .option("--kindle", "also send each book to the Kindle the service is set up for (Send to Kindle by e-mail)")
     .addHelpText(
       "after",
       "\nExamples:\n  $ npx knock convert ~/Downloads/URLLink.acsm\n  $ npx knock convert --out ~/Books --url http://127.0.0.1:9000 a.acsm b.acsm\n",

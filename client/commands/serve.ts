@@ -58,6 +58,31 @@ function publicUrl(value: string): string {
   }
 }
 
+/**
+ * Send to Kindle for knock serve: `--kindle-address`, `--kindle-from` and the SMTP URL from
+ * `KNOCK_KINDLE_SMTP_URL` (a flag would show its password to `ps`); all or nothing.
+ */
+function kindleOptions(opts: { kindleAddress?: string; kindleFrom?: string }): { kindle?: { to: string; from: string; smtpUrl: string } } {
+  const smtpUrl = process.env.KNOCK_KINDLE_SMTP_URL?.trim() || undefined;
+  if (opts.kindleAddress === undefined) {
+    if (opts.kindleFrom !== undefined) throw new CliError("usage", "--kindle-from goes with --kindle-address.");
+    return {};
+  }
+  if (smtpUrl === undefined) {
+    throw new CliError("usage", "--kindle-address needs the SMTP server in KNOCK_KINDLE_SMTP_URL, e.g. KNOCK_KINDLE_SMTP_URL='smtps://you%40gmail.com:<app password>@smtp.gmail.com:465'.");
+  }
+  let from = opts.kindleFrom;
+  if (from === undefined) {
+    try {
+      from = decodeURIComponent(new URL(smtpUrl).username);
+    } catch {
+      from = "";
+    }
+  }
+  if (!from || !from.includes("@")) throw new CliError("usage", "Pass --kindle-from <the sender approved at Amazon>: the SMTP URL's user is not an e-mail address.");
+  return { kindle: { to: opts.kindleAddress, from, smtpUrl } };
+}
+
 /** `knock serve`: the whole service on this machine, no AWS. */
 export function serveCommand(): Command {
   return new Command("serve")
@@ -94,7 +119,9 @@ export function serveCommand(): Command {
       "\nExamples:\n  $ npx knock serve --tools ~/libgourou/bin\n  $ npx knock convert --url http://127.0.0.1:9000 book.acsm\n" +
         "  $ npx knock serve --tools ~/libgourou/bin --allowed-host knock.lan --public-url https://knock.lan\n",
     )
-    .action(async (opts: { port: number; host: string; data: string; tools?: string; token?: string; timeout: number; linkExpiry: number; allowedHost?: string[]; publicUrl?: string }) => {
+    .option("--kindle-address <address>", "Send to Kindle: the Kindle's address (…@kindle.com); the SMTP server's URL comes from $KNOCK_KINDLE_SMTP_URL")
+    .option("--kindle-from <address>", "Send to Kindle: the sender approved in Amazon's Personal Document Settings (default: the SMTP URL's user)")
+    .action(async (opts: { port: number; host: string; data: string; tools?: string; token?: string; timeout: number; linkExpiry: number; allowedHost?: string[]; publicUrl?: string; kindleAddress?: string; kindleFrom?: string }) => {
       const toolsDir = opts.tools ?? (process.env.LIBGOUROU_BIN_DIR?.trim() || undefined);
       const exposed = !LOOPBACK.has(opts.host);
       // Beyond loopback the service asks for a token, as a TOKEN deployment does: 256 random bits
@@ -112,12 +139,14 @@ export function serveCommand(): Command {
           accessToken: token,
           allowedHosts: opts.allowedHost,
           publicUrl: opts.publicUrl,
+          ...kindleOptions(opts),
         });
       } catch (err) {
         const code = (err as NodeJS.ErrnoException).code;
         if (code === "EADDRINUSE") throw new CliError("usage", `Port ${opts.port} on ${opts.host} is in use: pass another --port (0 picks a free one).`);
         if (code === "EDATALOCKED") throw new CliError("usage", `${(err as Error).message}: stop it, or pass another --data folder.`);
         if (code === "EADDRNOTAVAIL") throw new CliError("usage", `${opts.host} is not an address of this machine: pass another --host.`);
+        if (err instanceof TypeError && err.message.startsWith("kindle: ")) throw new CliError("usage", `Send to Kindle: ${err.message.slice(8)}`);
         throw err;
       }
       process.stderr.write(`knock serve: data in ${service.dataDir}\n`);
@@ -129,10 +158,14 @@ export function serveCommand(): Command {
         process.stderr.write(`knock serve: tools from ${service.toolsDir}\n`);
       }
       process.stderr.write(`knock serve: listening on ${service.url} (Ctrl-C stops)\n`);
+      if (opts.kindleAddress) process.stderr.write(`knock serve: Send to Kindle mails books to ${opts.kindleAddress}\n`);
+      // The feed's address as an e-reader on the network reaches it (a wildcard bind is no address).
+      const port = new URL(service.url).port;
+      const feedBase = service.publicUrl ?? (exposed ? `http://${((h) => (h.includes(":") ? `[${h}]` : h))(reachableHosts(opts.host)[0])}:${port}` : service.url);
+      process.stderr.write(`knock serve: OPDS feed for e-reader apps: ${feedBase}/opds/${service.feedToken}/ (knock open --opds --url ${feedBase} --data ${opts.data} shows a QR code)\n`);
       if (opts.allowedHost) process.stderr.write(`knock serve: also answers for Host ${opts.allowedHost.join(", ")}\n`);
       if (service.publicUrl) process.stderr.write(`knock serve: download links start with ${service.publicUrl}\n`);
       if (exposed && token) {
-        const port = new URL(service.url).port;
         const links = service.publicUrl
           ? [accessLink(`${service.publicUrl}/`, token)]
           : reachableHosts(opts.host).map((h) => accessLink(`http://${h.includes(":") ? `[${h}]` : h}:${port}/`, token));

@@ -20,8 +20,11 @@ export interface DataFolderObjects {
 }
 
 /** The object stores of the data folder `dataDir` (see {@link BOOKS_FOLDER}). */
-export function dataFolderObjects(dataDir: string, links?: LinkMaker): DataFolderObjects {
-  return { device: fileObjects(dataDir), books: fileObjects(join(dataDir, BOOKS_FOLDER), { links }) };
+export function dataFolderObjects(dataDir: string, links?: LinkMaker, booksLifetimeMs?: number): DataFolderObjects {
+  return {
+    device: fileObjects(dataDir),
+    books: fileObjects(join(dataDir, BOOKS_FOLDER), { links, ...(booksLifetimeMs === undefined ? {} : { lifetimeMs: booksLifetimeMs }) }),
+  };
 }
 
 /**

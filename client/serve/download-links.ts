@@ -15,7 +15,21 @@ export const DOWNLOAD_PREFIX = "/_downloads/";
  * (link of a complete temporary file), so two servers starting at once agree on one secret.
  */
 export async function downloadSecret(dataDir: string): Promise<Buffer> {
-  const path = join(dataDir, "download-secret");
+  return dataFolderSecret(dataDir, "download-secret");
+}
+
+/**
+ * The data folder's OPDS feed secret (`<data>/opds-feed-token`, 43 base64url characters, 256
+ * bits), made on first use like the link secret: the feed answers at `/opds/<it>/`. Deleting the
+ * file rotates it at the next start.
+ */
+export async function feedToken(dataDir: string): Promise<string> {
+  return (await dataFolderSecret(dataDir, "opds-feed-token", () => Buffer.from(randomBytes(32).toString("base64url")))).toString("utf8").trim();
+}
+
+/** A secret file of the data folder, made (by `make`, default 32 random bytes) only if absent. */
+async function dataFolderSecret(dataDir: string, name: string, make: () => Buffer = () => randomBytes(32)): Promise<Buffer> {
+  const path = join(dataDir, name);
   try {
     return await readFile(path);
   } catch (err) {
@@ -23,7 +37,7 @@ export async function downloadSecret(dataDir: string): Promise<Buffer> {
   }
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   const tmp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-  await writeFile(tmp, randomBytes(32), { mode: 0o600, flag: "wx" });
+  await writeFile(tmp, make(), { mode: 0o600, flag: "wx" });
   try {
     await link(tmp, path);
   } catch (err) {

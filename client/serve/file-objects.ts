@@ -16,6 +16,12 @@ function bareEtag(etag: string): string {
 /** What a write leaves beside its target until it is renamed or linked into place; never an object. */
 const TEMPORARY = /\.[0-9a-f]{12}\.tmp$/;
 
+/**
+ * Beside an object uploaded with user metadata (S3 keeps `x-amz-meta-*` with the object and answers
+ * it on HEAD): the metadata as JSON, never listed as an object, removed with the object.
+ */
+const METADATA_SUFFIX = ".s3-metadata.json";
+
 /** Makes a GET link for an object (knock serve: its signed `/_downloads/…` links). */
 export type LinkMaker = (key: string, filename: string, contentType: string, expirySeconds: number) => PresignedUrl | Promise<PresignedUrl>;
 
@@ -23,6 +29,12 @@ export type LinkMaker = (key: string, filename: string, contentType: string, exp
 export interface FileObjectsOptions {
   /** How {@link ObjectStore.presignGet} makes links. @default none: presignGet refuses */
   readonly links?: LinkMaker;
+  /**
+   * How long an object lives after its last write, when something removes it then (knock serve's
+   * pruning of books): HEAD answers it as `expiresAt`, as S3 answers a lifecycle rule's expiry
+   * (`x-amz-expiration`), so that no link outlives its object. @default none: objects never expire
+   */
+  readonly lifetimeMs?: number;
 }
 
 /** {@link ObjectStore} on a folder, and where its objects are. */
@@ -68,7 +80,7 @@ export function fileObjects(root: string, options: FileObjectsOptions = {}): Fil
   const pathOf = (key: string): string => {
     const segments = key.split("/");
     const path = resolve(base, key);
-    if (key.includes("\0") || segments.some((s) => s === "" || s === "." || s === "..") || TEMPORARY.test(key) || !path.startsWith(base + sep)) {
+    if (key.includes("\0") || segments.some((s) => s === "" || s === "." || s === "..") || TEMPORARY.test(key) || key.endsWith(METADATA_SUFFIX) || !path.startsWith(base + sep)) {
       throw new Error(`object key escapes the store: ${key}`);
     }
     return path;
@@ -148,9 +160,9 @@ export function fileObjects(root: string, options: FileObjectsOptions = {}): Fil
         if (wanted.startsWith(`${key}/`) || `${key}/`.startsWith(wanted)) await walk(join(dir, entry.name), `${key}/`, out, wanted);
         continue;
       }
-      if (!key.startsWith(wanted) || TEMPORARY.test(entry.name)) continue;
+      if (!key.startsWith(wanted) || TEMPORARY.test(entry.name) || entry.name.endsWith(METADATA_SUFFIX)) continue;
       const info = await stat(join(dir, entry.name)).catch(() => undefined); // gone meanwhile: not listed
-      if (info?.isFile()) out.push({ key, lastModified: info.mtime });
+      if (info?.isFile()) out.push({ key, lastModified: info.mtime, size: info.size });
     }
   };
 
@@ -164,7 +176,13 @@ export function fileObjects(root: string, options: FileObjectsOptions = {}): Fil
         throw err;
       });
       // A folder is no object (see get).
-      return info?.isFile() ? { lastModified: info.mtime } : undefined;
+      if (!info?.isFile()) return undefined;
+      const metadata = await readFile(`${pathOf(key)}${METADATA_SUFFIX}`, "utf8").then(
+        (text) => JSON.parse(text) as Record<string, string>,
+        () => undefined,
+      );
+      const expiresAt = options.lifetimeMs === undefined ? undefined : new Date(info.mtime.getTime() + options.lifetimeMs);
+      return { lastModified: info.mtime, ...(expiresAt === undefined ? {} : { expiresAt }), ...(metadata === undefined ? {} : { metadata }) };
     },
     put: (key, body) => serialised(key, () => replace(key, withBytes(body))),
     putIfAbsent: (key, body) =>
@@ -189,7 +207,11 @@ export function fileObjects(root: string, options: FileObjectsOptions = {}): Fil
       ),
     deleteIfMatch: (key, etag) =>
       serialised(key, (): Promise<ConditionalDelete> => ifMatch(key, etag, async () => ((await unlinkMissingOk(key)) ? "removed" : "absent"))),
-    delete: (key) => serialised(key, async () => void (await unlinkMissingOk(key))),
+    delete: (key) =>
+      serialised(key, async () => {
+        await unlinkMissingOk(key);
+        await unlink(`${pathOf(key)}${METADATA_SUFFIX}`).catch(() => undefined);
+      }),
     async list(prefix) {
       const out: ListedObject[] = [];
       // Start in the deepest folder the prefix names whole (`adept/loans/` → <root>/adept/loans).
@@ -198,7 +220,18 @@ export function fileObjects(root: string, options: FileObjectsOptions = {}): Fil
       return out;
     },
     // A copy made by the kernel, never held in memory, then renamed into place like any PUT.
-    upload: (key, path) => serialised(key, () => replace(key, (tmp) => copyFile(path, tmp, constants.COPYFILE_EXCL))),
+    // The metadata goes first: a crash between the two leaves metadata without its object, which
+    // nothing lists, never an object with another upload's metadata.
+    upload: (key, path, _contentType, metadata) =>
+      serialised(key, async () => {
+        const side = `${pathOf(key)}${METADATA_SUFFIX}`;
+        if (metadata === undefined) await unlink(side).catch(() => undefined);
+        else {
+          await mkdir(dirname(side), { recursive: true });
+          await writeFile(side, JSON.stringify(metadata));
+        }
+        await replace(key, (tmp) => copyFile(path, tmp, constants.COPYFILE_EXCL));
+      }),
     async presignGet(key, filename, contentType, expirySeconds) {
       pathOf(key);
       if (options.links === undefined) throw new Error(`this folder's objects have no download links: ${base}`);

@@ -2,9 +2,9 @@ import { existsSync } from "node:fs";
 import { mkdir } from "node:fs/promises";
 import type { AddressInfo } from "node:net";
 import { join, resolve } from "node:path";
-import { createHandler, storesOn, tokenSha256, type HandlerConfig, type HandlerSeams } from "../../lambda/src/public";
+import { createHandler, kindleAddressProblem, smtpUrlProblem, storesOn, tokenSha256, type HandlerConfig, type HandlerSeams } from "../../lambda/src/public";
 import { dataFolderObjects, lockDataFolder, pruneExpiredBooks } from "./data-folder";
-import { DOWNLOAD_PREFIX, downloadLinks, downloadSecret } from "./download-links";
+import { DOWNLOAD_PREFIX, downloadLinks, downloadSecret, feedToken } from "./download-links";
 import { createFunctionUrlServer, currentOrigin } from "./function-url-server";
 import { hostAllowList, hostLiteral, parseAllowedHost, parsePublicUrl } from "./host-check";
 
@@ -50,6 +50,12 @@ export interface LocalServiceOptions {
    * deployment with `function_url_auth = TOKEN` asks for it. @default none: no token asked
    */
   readonly accessToken?: string;
+  /**
+   * Send to Kindle, as a deployment's `kindle_*` settings set it up: the Kindle address, the approved
+   * sender and the SMTP server's URL (with its password; `knock serve` takes it from
+   * `KNOCK_KINDLE_SMTP_URL`, never from a flag that `ps` would show). @default none: off
+   */
+  readonly kindle?: { readonly to: string; readonly from: string; readonly smtpUrl: string };
   readonly log?: (line: string) => void;
   readonly now?: () => Date;
   /**
@@ -68,6 +74,8 @@ export interface LocalService {
   readonly publicUrl: string | undefined;
   readonly dataDir: string;
   readonly toolsDir: string | undefined;
+  /** The OPDS feed's secret (`<data>/opds-feed-token`): the feed is at `<url>/opds/<it>/`. */
+  readonly feedToken: string;
   close(): Promise<void>;
 }
 
@@ -106,6 +114,10 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
   } catch (err) {
     throw new TypeError(`publicUrl: ${(err as Error).message}`);
   }
+  if (options.kindle !== undefined) {
+    const problem = kindleAddressProblem(options.kindle.to) ?? smtpUrlProblem(options.kindle.smtpUrl);
+    if (problem !== undefined) throw new TypeError(`kindle: ${problem}`);
+  }
   const dataDir = resolve(options.dataDir ?? ".knock");
   const log = options.log ?? ((line: string) => process.stderr.write(line + "\n"));
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
@@ -113,6 +125,7 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
   const toolsDir = options.toolsDir ? resolve(options.toolsDir) : undefined;
   let listening = "";
 
+  const opdsFeedToken = await feedToken(dataDir);
   const links = downloadLinks({
     secret: await downloadSecret(dataDir),
     // Links name the server's own address (or the public URL), never the request's Host: a Host
@@ -120,11 +133,12 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
     origin: () => publicUrl ?? currentOrigin() ?? listening,
     now: options.now,
   });
-  const objects = dataFolderObjects(dataDir, links.make);
-
   // Books whose links have all expired are of no use to anyone: drop them at start, and then as
-  // often as a link can expire.
+  // often as a link can expire. The books' store says when each goes (as S3 says a lifecycle
+  // rule's expiry), so a reused book's fresh link never outlives the book.
   const linkLifetimeMs = (options.downloadUrlExpirySeconds ?? 3600) * 1000;
+  const objects = dataFolderObjects(dataDir, links.make, linkLifetimeMs);
+
   const prune = (): void => {
     void pruneExpiredBooks(objects.books, linkLifetimeMs, options.now?.()).then((n) => {
       if (n > 0) log(`removed ${n} converted book(s) whose download links had expired`);
@@ -142,7 +156,11 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
     s3Endpoint: undefined,
     accessTokenSha256: options.accessToken === undefined ? undefined : tokenSha256(options.accessToken),
     functionUrlAuth: options.accessToken === undefined ? "NONE" : "TOKEN",
+    // The feed answers to its own secret, as a TOKEN or NONE deployment's (an e-reader app sends no token).
+    opdsFeedTokenSha256: tokenSha256(opdsFeedToken),
+    ...(options.kindle === undefined ? {} : { kindle: { to: options.kindle.to, from: options.kindle.from, transport: "smtp" as const, smtpParameter: "KNOCK_KINDLE_SMTP_URL" } }),
   };
+  const kindleUrl = options.kindle?.smtpUrl;
   const handle = createHandler(
     {
       config,
@@ -151,7 +169,12 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
       tmpRoot: join(dataDir, "tmp"),
       logSink: log,
     },
-    { ...(options.now === undefined ? {} : { now: options.now }), ...options.seams },
+    {
+      ...(options.now === undefined ? {} : { now: options.now }),
+      ...options.seams,
+      // The URL is this process's own (no SSM here); tests add their server's CA through seams.
+      ...(kindleUrl === undefined ? {} : { kindle: { smtpUrl: async () => kindleUrl, ...options.seams?.kindle } }),
+    },
   );
   // Every request first names one of this server's own hosts (DNS rebinding: see host-check.ts).
   const checkHost = hostAllowList({ bindHost: host, allowedHosts, publicUrl });
@@ -191,6 +214,7 @@ export async function startLocalService(options: LocalServiceOptions = {}): Prom
     publicUrl,
     dataDir,
     toolsDir,
+    feedToken: opdsFeedToken,
     close: async () => {
       clearInterval(pruning);
       await new Promise<void>((done) => {

@@ -3,7 +3,7 @@
 // by scripts/build-page.mjs; the words it builds from the service's answers are in helpers.ts.
 "use strict";
 import {
-  bookMeta, bookTitle, explain, explainReturn, failureButtons, failureText, formatTime, isHttpsUrl, latin1, linkExpiry, liveRecent, loansHidden,
+  bookMeta, bookTitle, explain, explainReturn, failureButtons, kindleText, failureText, formatTime, isHttpsUrl, latin1, linkExpiry, liveRecent, loansHidden,
   loanStatus, loanText, notAnAcsm, otherFileKind, progressText, quote, recentDetails, recentToSave, retryable, tokenFromFragment, tokenFromLink,
   tooBigForAcsm, typographic, unreadableFile, withRecent, type Answer, type Loan, type Recent, type ServiceBody,
 } from "./helpers";
@@ -112,6 +112,8 @@ function probe(): void {
   fetch("/", { headers: headers(false), cache: "no-store" }).then(readAnswer).then((a) => {
     if (accessProblem(a)) return;
     if (a.status === 200 && a.body.status === "ok") {
+      kindleOn = a.body.send_to_kindle === true;
+      renderRecent();
       show("choose", false);
       loadLoans();
       return;
@@ -167,9 +169,39 @@ function renderRecent(): void {
     a.textContent = r.filename;
     li.appendChild(a);
     li.appendChild(document.createTextNode(recentDetails(r)));
+    const key = r.s3_key;
+    if (kindleOn && key) {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.textContent = "Send to Kindle";
+      b.setAttribute("aria-label", "Send " + r.filename + " to Kindle");
+      b.addEventListener("click", () => { sendToKindle(key, b, $("recent-note")); });
+      li.appendChild(b);
+    }
     ul.appendChild(li);
   });
   $("recent").hidden = list.length === 0;
+}
+
+// Send to Kindle (docs/api.md, "Send to Kindle"): POST /kindle names a book the service still holds.
+let kindleOn = false;
+let cardKey = "";
+
+function sendToKindle(key: string, button: HTMLButtonElement, note: HTMLElement): void {
+  button.disabled = true;
+  note.hidden = false;
+  note.className = "";
+  note.textContent = "Sending to your Kindle\u2026";
+  fetch("/kindle", { method: "POST", headers: headers(true), body: JSON.stringify({ s3_key: key }), cache: "no-store" }).then(readAnswer).then((a) => {
+    button.disabled = false;
+    if (accessProblem(a)) return;
+    note.textContent = typographic(kindleText(a));
+    note.className = a.status === 200 ? "" : "bad";
+  }, () => {
+    button.disabled = false;
+    note.textContent = "The connection to the service was lost: the book may not have been sent. Try again.";
+    note.className = "bad";
+  });
 }
 
 function convert(body: ConvertRequest): void {
@@ -201,7 +233,10 @@ function convert(body: ConvertRequest): void {
     $("book-loan").textContent = loan ? loanText(loan) : "";
     $("book-loan").hidden = !loan;
     if (loan) loadLoans();
-    saveRecent(withRecent(loadRecent(), { filename: file.filename, url: file.download_url, size_bytes: file.size_bytes, expires_at: file.expires_at }));
+    cardKey = file.s3_key ?? "";
+    $("kindle").hidden = !kindleOn || !cardKey;
+    $("kindle-note").hidden = true;
+    saveRecent(withRecent(loadRecent(), { filename: file.filename, url: file.download_url, size_bytes: file.size_bytes, expires_at: file.expires_at, s3_key: file.s3_key }));
     renderRecent();
     show("done", true);
   }, () => { failText("The connection to the service was lost. Check your connection, then try again.", sendAgain); });
@@ -373,6 +408,7 @@ drop.addEventListener("drop", (e) => {
   convertFile(e.dataTransfer && e.dataTransfer.files[0]);
 });
 $("again").addEventListener("click", () => { show("choose", false); $("file").focus(); });
+$("kindle").addEventListener("click", () => { if (cardKey) sendToKindle(cardKey, $<HTMLButtonElement>("kindle"), $("kindle-note")); });
 $("retry").addEventListener("click", () => { if (again) again(); });
 $("choose-again").addEventListener("click", () => { show("choose", false); $("file").focus(); });
 $("token-form").addEventListener("submit", (e) => {

@@ -21,6 +21,10 @@ export interface ServiceBody {
   readonly output_files?: readonly OutputFile[];
   readonly loan?: Loan | null;
   readonly loans?: unknown;
+  /** Health: whether Send to Kindle is set up. */
+  readonly send_to_kindle?: boolean;
+  /** A Send to Kindle answer's mail. */
+  readonly kindle?: { readonly to?: string; readonly attachment_name?: string };
 }
 
 /** An answer from the service: its HTTP status and its JSON body ({} when it had none). */
@@ -33,6 +37,8 @@ export interface Answer {
 
 export interface OutputFile {
   readonly filename: string;
+  /** The book's key (every conversion's answer has one; the page's older tests' files do not). */
+  readonly s3_key?: string;
   readonly download_url: string;
   readonly size_bytes: number;
   readonly expires_at: string;
@@ -57,6 +63,18 @@ export interface Recent {
   readonly url: string;
   readonly size_bytes: number;
   readonly expires_at: string;
+  /** The book's key in the output bucket: what "Send to Kindle" names (POST /kindle). */
+  readonly s3_key?: string;
+}
+
+/** What "Send to Kindle" says when it is done: sent (never "delivered": Amazon sends no receipt), or why not. */
+export function kindleText(a: Answer): string {
+  const k = a.body.kindle;
+  if (a.status === 200 && k) {
+    return "Sent to " + k.to + " as " + quote(String(k.attachment_name)) + ". Amazon sends no receipt: the book should appear on your Kindle within a few minutes. If it does not, look in the sender\u2019s inbox for Amazon\u2019s failure notice.";
+  }
+  const rid = a.body.request_id ? " (request id " + a.body.request_id + ")" : "";
+  return "Not sent to the Kindle: " + String(a.body.error || "the service answered HTTP " + a.status + ".").replace(/ The book itself is converted: .*$/, "") + rid;
 }
 
 /** The most recent conversions kept. */

@@ -1,4 +1,5 @@
 import { checkChoice, checkInteger, FUNCTION_ENV, SETTINGS } from "./contract";
+import { kindleAddressProblem } from "./kindle/mail-rules";
 
 /** Settings the handler reads from its environment once, at cold start. */
 export interface HandlerConfig {
@@ -17,8 +18,40 @@ export interface HandlerConfig {
   readonly accessTokenSha256: Buffer | undefined;
   /** The Function URL's access mode as the stack set it (`FUNCTION_URL_AUTH`), reported by health. @default "TOKEN" with a hash, else undefined */
   readonly functionUrlAuth: "AWS_IAM" | "NONE" | "TOKEN" | undefined;
+  /**
+   * SHA-256 of the OPDS feed's own secret (`OPDS_FEED_TOKEN_SHA256`, 64 hex digits): the feed
+   * answers at `/opds/<feed token>/`. Unset: no feed (those paths are unknown paths). @default undefined
+   */
+  readonly opdsFeedTokenSha256?: Buffer;
   /** S3 endpoint override (`AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`); unset in AWS. */
   readonly s3Endpoint: string | undefined;
+  /** Send to Kindle (`KINDLE_ADDRESS` and the rest), when the stack set it up. @default undefined: off */
+  readonly kindle?: KindleSettings;
+}
+
+/**
+ * Where Send to Kindle mails a book, and through what. The SMTP server's URL (with its password) is
+ * never in the environment: `smtpParameter` names the SSM SecureString parameter that holds it.
+ */
+export type KindleSettings = {
+  /** The Send to Kindle address (`KINDLE_ADDRESS`, …@kindle.com). */
+  readonly to: string;
+  /** The sender approved at Amazon (`KINDLE_FROM`). */
+  readonly from: string;
+} & ({ readonly transport: "smtp"; readonly smtpParameter: string } | { readonly transport: "ses"; readonly region: string });
+
+/** The Kindle settings of the environment, all or none; a half-set or invalid one stops the function. */
+function kindleSettings(env: NodeJS.ProcessEnv): KindleSettings | undefined {
+  const E = FUNCTION_ENV;
+  const to = env[E.kindleAddress]?.trim() || undefined;
+  if (to === undefined) return undefined;
+  const problem = kindleAddressProblem(to);
+  if (problem !== undefined) throw new Error(`${E.kindleAddress} is "${to}": ${problem}`);
+  const from = required(env, E.kindleFrom);
+  const transport = env[E.kindleTransport]?.trim() || "smtp";
+  if (transport === "smtp") return { to, from, transport, smtpParameter: required(env, E.kindleSmtpParameter) };
+  if (transport === "ses") return { to, from, transport, region: required(env, "AWS_REGION") };
+  throw new Error(`${E.kindleTransport} is "${transport}"; it must be "smtp" or "ses".`);
 }
 
 
@@ -43,6 +76,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HandlerConfig 
   if (rawHash !== undefined && !/^[0-9a-f]{64}$/i.test(rawHash)) {
     throw new Error(`${E.accessTokenSha256} must be the 64 hex digits of the access token's SHA-256.`);
   }
+  const rawFeedHash = env[E.opdsFeedTokenSha256]?.trim() || undefined;
+  if (rawFeedHash !== undefined && !/^[0-9a-f]{64}$/i.test(rawFeedHash)) {
+    throw new Error(`${E.opdsFeedTokenSha256} must be the 64 hex digits of the OPDS feed token's SHA-256.`);
+  }
   const rawAuth = env[E.functionUrlAuth]?.trim() || (rawHash ? "TOKEN" : undefined);
   const auth = rawAuth === undefined ? undefined : checkChoice("function_url_auth", rawAuth);
   if (auth !== undefined && !auth.ok) throw new Error(`${E.functionUrlAuth} is "${rawAuth}"; ${auth.allowed}.`);
@@ -50,9 +87,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): HandlerConfig 
   if (rawAuth === "TOKEN" && rawHash === undefined) {
     throw new Error(`Environment variable ${E.accessTokenSha256} is required when ${E.functionUrlAuth} is TOKEN; the deployment must provide it.`);
   }
+  const kindle = kindleSettings(env);
   return Object.freeze({
+    ...(kindle === undefined ? {} : { kindle }),
     accessTokenSha256: rawHash === undefined ? undefined : Buffer.from(rawHash, "hex"),
     functionUrlAuth: rawAuth as HandlerConfig["functionUrlAuth"],
+    ...(rawFeedHash === undefined ? {} : { opdsFeedTokenSha256: Buffer.from(rawFeedHash, "hex") }),
     outputBucket: required(env, E.outputBucket),
     deviceBucket: required(env, E.deviceBucket),
     downloadUrlExpirySeconds: expiry.value,

@@ -15,6 +15,7 @@ import { createRouter } from "./routes";
 import { s3Stores, type HandlerStores } from "./stores";
 import type { Services } from "./use-cases/context";
 import { Health } from "./use-cases/health";
+import { Kindle, type KindleSeams } from "./kindle/deliver";
 
 export type { Handler, HandlerContext, HandlerResult } from "./answer";
 
@@ -53,6 +54,8 @@ export interface HandlerSeams {
   readonly now: () => Date;
   /** How the pause between retries of a transient distributor failure is waited. @default setTimeout */
   readonly retrySleep: (ms: number) => Promise<void>;
+  /** How Send to Kindle reaches its mailer (knock serve's SMTP URL, tests' CA). @default the stack's SSM parameter */
+  readonly kindle: Partial<KindleSeams>;
 }
 
 /**
@@ -93,6 +96,7 @@ export function createHandler(options: HandlerOptions, seams: Partial<HandlerSea
     },
     acsmUrl: { resolver, isAllowedAddress: seams.isAllowedAddress, ca: seams.ca },
     now: seams.now ?? (() => new Date()),
+    ...(config.kindle === undefined ? {} : { kindle: new Kindle(config.kindle, seams.kindle) }),
   };
 
   return async function handle(event, context) {

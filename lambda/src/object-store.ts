@@ -43,6 +43,8 @@ export interface ListedObject {
   readonly key: string;
   /** S3's LastModified: when the object was last written. */
   readonly lastModified: Date;
+  /** S3's Size, in bytes. */
+  readonly size: number;
 }
 
 /** {@link ObjectStore.head}: an object's metadata. */
@@ -51,6 +53,8 @@ export interface ObjectHead {
   readonly lastModified: Date;
   /** When a lifecycle rule will expire the object (S3's `x-amz-expiration`), when one will. */
   readonly expiresAt?: Date;
+  /** The object's user metadata (`x-amz-meta-*`, names in lower case), as written with it. */
+  readonly metadata?: Readonly<Record<string, string>>;
 }
 
 /** The date in S3's `x-amz-expiration` header (`expiry-date="Fri, 23 Dec 2026 00:00:00 GMT", rule-id="…"`). */
@@ -93,8 +97,11 @@ export interface ObjectStore {
   delete(key: string): Promise<void>;
   /** Every object whose key starts with `prefix` (at any depth), in no particular order. */
   list(prefix: string): Promise<ListedObject[]>;
-  /** Streams the file at `path` to `key`, never holding the whole file in memory. */
-  upload(key: string, path: string, contentType: string): Promise<void>;
+  /**
+   * Streams the file at `path` to `key`, never holding the whole file in memory, with user metadata
+   * (S3: `x-amz-meta-<name>`; US-ASCII values, at most 2 KB in all — the caller encodes).
+   */
+  upload(key: string, path: string, contentType: string, metadata?: Readonly<Record<string, string>>): Promise<void>;
   /**
    * A GET link for `key`, working without credentials for `expirySeconds`, that downloads as an
    * attachment named `filename` with `contentType` — and when it stops working, which may be earlier
@@ -154,7 +161,11 @@ export function s3Objects(s3: S3Client, bucket: string): ObjectStore {
       try {
         const res = await s3.send(new HeadObjectCommand({ Bucket: bucket, Key: key }));
         const expiresAt = lifecycleExpiry(res.Expiration);
-        return { lastModified: res.LastModified ?? new Date(0), ...(expiresAt === undefined ? {} : { expiresAt }) };
+        return {
+          lastModified: res.LastModified ?? new Date(0),
+          ...(expiresAt === undefined ? {} : { expiresAt }),
+          ...(res.Metadata === undefined ? {} : { metadata: res.Metadata }),
+        };
       } catch (err) {
         // A HEAD answers a bare 404 (no body, so no NoSuchKey code): the status says it.
         if (err instanceof NoSuchKey || statusOf(err) === 404 || (err as { name?: string }).name === "NotFound") return undefined;
@@ -191,16 +202,16 @@ export function s3Objects(s3: S3Client, bucket: string): ObjectStore {
       const out: ListedObject[] = [];
       for await (const page of paginateListObjectsV2({ client: s3 }, { Bucket: bucket, Prefix: prefix })) {
         for (const object of page.Contents ?? []) {
-          if (object.Key !== undefined) out.push({ key: object.Key, lastModified: object.LastModified ?? new Date(0) });
+          if (object.Key !== undefined) out.push({ key: object.Key, lastModified: object.LastModified ?? new Date(0), size: object.Size ?? 0 });
         }
       }
       return out;
     },
-    async upload(key, path, contentType) {
+    async upload(key, path, contentType, metadata) {
       // 8 MiB parts, 2 in flight: bounded memory (~16 MiB of buffers) whatever the book's size.
       const upload = new Upload({
         client: s3,
-        params: { Bucket: bucket, Key: key, Body: createReadStream(path), ContentType: contentType },
+        params: { Bucket: bucket, Key: key, Body: createReadStream(path), ContentType: contentType, ...(metadata === undefined ? {} : { Metadata: { ...metadata } }) },
         partSize: 8 * 1024 * 1024,
         queueSize: 2,
         leavePartsOnError: false,

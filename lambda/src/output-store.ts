@@ -1,4 +1,4 @@
-import { ACSM_IDENTITY_PATTERN, OUTPUT_PREFIX, acsmClaimKey, acsmIndexKey, outputKey, type ConversionLoan } from "./contract";
+import { ACSM_IDENTITY_PATTERN, ACSM_INDEX_PREFIX, BOOK_METADATA, OUTPUT_PREFIX, acsmClaimKey, acsmIndexKey, outputKey, type ConversionLoan } from "./contract";
 import type { ObjectHead, ObjectStore, PresignedUrl } from "./object-store";
 
 export { contentDisposition, type PresignedUrl } from "./object-store";
@@ -51,6 +51,42 @@ export interface ReuseIndex {
   replaceClaim(identity: string, etag: string, body: string): Promise<string | undefined>;
 }
 
+/** What the ACSM says of a book, stored with it (the contract's BOOK_METADATA) for the OPDS feed. */
+export interface BookAbout {
+  readonly title?: string | undefined;
+  readonly author?: string | undefined;
+}
+
+/** A converted book as the output bucket holds it. */
+export interface StoredBook {
+  /** `converted/<request id>/<filename>`. */
+  readonly key: string;
+  /** The request id of the conversion that stored it: the book's name in the feed's links. */
+  readonly id: string;
+  readonly filename: string;
+  readonly sizeBytes: number;
+  /** When it was stored (S3's LastModified). */
+  readonly storedAt: Date;
+  /** From the book's metadata; absent for a book stored before it was kept. */
+  readonly title?: string;
+  readonly author?: string;
+}
+
+/** The books the output bucket holds: what the OPDS feed lists. */
+export interface Library {
+  /**
+   * The newest `limit` books, newest first (never the reuse index beside them), and how many are
+   * stored in all.
+   */
+  newest(limit: number): Promise<{ readonly books: readonly StoredBook[]; readonly total: number }>;
+  /** The book of the conversion `bookId` (its request id: {@link StoredBook.id}) while it is stored, else undefined. */
+  find(bookId: string): Promise<StoredBook | undefined>;
+  /** A stored book's bytes (to mail it), or undefined once it is gone. */
+  bytes(key: string): Promise<Buffer | undefined>;
+  /** A fresh GET link to a stored book, as {@link OutputStore.keep} gives. */
+  link(key: string, filename: string, contentType: string, expirySeconds: number): Promise<KeptBook>;
+}
+
 /** Where converted books go and how callers get them. */
 export interface OutputStore {
   /**
@@ -58,10 +94,13 @@ export interface OutputStore {
    * and returns a GET URL valid for `expirySeconds` that downloads as an attachment named
    * `filename`, with when it stops working: a presigned URL is only valid while the credentials
    * that signed it are, so the earlier of the two (on Lambda these are the role's temporary ones).
+   * `about` is stored with the book (its title and author, for the OPDS feed).
    */
-  keep(requestId: string, filename: string, path: string, contentType: string, expirySeconds: number): Promise<KeptBook>;
+  keep(requestId: string, filename: string, path: string, contentType: string, expirySeconds: number, about?: BookAbout): Promise<KeptBook>;
   /** The index of converted ACSMs; a store without one (a test's stand-in) converts every request. */
   readonly reuse?: ReuseIndex;
+  /** The stored books, for the OPDS feed; a store without them (a test's stand-in) has no feed. */
+  readonly library?: Library;
 }
 
 function checkIdentity(identity: string): string {
@@ -83,6 +122,52 @@ function parseRecord(body: Buffer): ConvertedRecord | undefined {
   }
 }
 
+/** Longest encoded metadata value: S3 allows 2 KB of user metadata per object, names included. */
+const MAX_METADATA_VALUE = 900;
+
+/** A metadata value: percent-encoded UTF-8, cut (whole characters) to fit {@link MAX_METADATA_VALUE}. */
+function encodeMetadata(text: string): string {
+  const chars = Array.from(text.replace(/\s+/g, " ").trim());
+  let encoded = encodeURIComponent(chars.join(""));
+  while (encoded.length > MAX_METADATA_VALUE) {
+    chars.length = Math.floor(chars.length * 0.9);
+    encoded = encodeURIComponent(chars.join("").trimEnd() + "…");
+  }
+  return encoded;
+}
+
+function decodeMetadata(value: string | undefined): string | undefined {
+  if (value === undefined || value === "") return undefined;
+  try {
+    return decodeURIComponent(value);
+  } catch {
+    return undefined;
+  }
+}
+
+/** The book's metadata to store: only what the ACSM gave. */
+function bookMetadata(about: BookAbout | undefined): Record<string, string> | undefined {
+  const entries = (["title", "author"] as const).flatMap((k) => {
+    const v = about?.[k]?.trim();
+    return v ? [[BOOK_METADATA[k], encodeMetadata(v)] as const] : [];
+  });
+  return entries.length === 0 ? undefined : Object.fromEntries(entries);
+}
+
+/** True for a key the output bucket holds a book at: `converted/<request id>/<filename>`, not the reuse index's. */
+export function isBookKey(key: string): boolean {
+  return key.startsWith(OUTPUT_PREFIX) && !key.startsWith(ACSM_INDEX_PREFIX) && key.split("/").length === 3 && !key.endsWith("/");
+}
+
+/**
+ * What a book id (a request id) may be: Lambda's are UUIDs, `knock serve`'s too; letters, digits and
+ * `-` cover both and keep a crafted id from naming another prefix.
+ */
+const BOOK_ID_PATTERN = /^[A-Za-z0-9-]{1,100}$/;
+
+/** How many HEAD requests the feed keeps in flight while it reads the books' metadata. */
+const HEADS_IN_FLIGHT = 16;
+
 /**
  * {@link OutputStore} on the output bucket's objects: each book under its request's folder
  * (the contract's outputKey, the only place its key is made), handed out as a presigned GET link;
@@ -93,11 +178,49 @@ export function outputStore(objects: ObjectStore): OutputStore {
     key,
     ...(await objects.presignGet(key, filename, contentType, expirySeconds)),
   });
+  const described = async (key: string, sizeBytes: number, storedAt: Date): Promise<StoredBook | undefined> => {
+    const head = await objects.head(key);
+    if (head === undefined) return undefined; // expired since it was listed
+    const title = decodeMetadata(head.metadata?.[BOOK_METADATA.title]);
+    const author = decodeMetadata(head.metadata?.[BOOK_METADATA.author]);
+    return {
+      key, id: key.split("/")[1], filename: key.slice(key.lastIndexOf("/") + 1), sizeBytes, storedAt,
+      ...(title === undefined ? {} : { title }), ...(author === undefined ? {} : { author }),
+    };
+  };
   return {
-    async keep(requestId, filename, path, contentType, expirySeconds) {
+    async keep(requestId, filename, path, contentType, expirySeconds, about) {
       const key = outputKey(requestId, filename);
-      await objects.upload(key, path, contentType);
+      await objects.upload(key, path, contentType, bookMetadata(about));
       return link(key, filename, contentType, expirySeconds);
+    },
+    library: {
+      async newest(limit) {
+        const listed = (await objects.list(OUTPUT_PREFIX)).filter((o) => isBookKey(o.key));
+        // S3's LastModified counts whole seconds: books of the same second keep the keys' order.
+        listed.sort((a, b) => b.lastModified.getTime() - a.lastModified.getTime() || (a.key < b.key ? -1 : 1));
+        const wanted = listed.slice(0, Math.max(0, limit));
+        // ListObjectsV2 carries no user metadata: one HEAD per listed book, a few at a time.
+        const books: (StoredBook | undefined)[] = new Array(wanted.length);
+        let next = 0;
+        await Promise.all(
+          Array.from({ length: Math.min(HEADS_IN_FLIGHT, wanted.length) }, async () => {
+            for (let i = next++; i < wanted.length; i = next++) books[i] = await described(wanted[i].key, wanted[i].size, wanted[i].lastModified);
+          }),
+        );
+        return { books: books.filter((b): b is StoredBook => b !== undefined), total: listed.length };
+      },
+      async find(bookId) {
+        // A request id names its folder, which holds one book; anything else names no book.
+        if (!BOOK_ID_PATTERN.test(bookId)) return undefined;
+        const object = (await objects.list(`${OUTPUT_PREFIX}${bookId}/`)).find((o) => isBookKey(o.key));
+        return object === undefined ? undefined : described(object.key, object.size, object.lastModified);
+      },
+      async bytes(key) {
+        if (!isBookKey(key)) return undefined;
+        return (await objects.get(key))?.body;
+      },
+      link,
     },
     reuse: {
       async read(identity) {

@@ -55,3 +55,6 @@ export {
 
 // Zips read from users (device imports, EPUBs) with limits, and written for them (device exports, EPUB copies).
 export { readZip, writeZip, ZipProblem, type ZipEntry, type ZipReadLimits, type ZipWriteEntry } from "./zip";
+
+// Send to Kindle's rules for its settings, shared by the stack's config check and knock serve.
+export { kindleAddressProblem, smtpUrlProblem } from "./kindle/mail-rules";

@@ -1,4 +1,4 @@
-import { ACSM_CONTENT_TYPES, JSON_CONTENT_TYPE, MAX_BODY_BYTES } from "./contract";
+import { ACSM_CONTENT_TYPES, DELIVERIES, JSON_CONTENT_TYPE, MAX_BODY_BYTES, type Delivery } from "./contract";
 import { BadRequestError, NotAnAcsmError, PayloadTooLargeError, UnsupportedMediaTypeError } from "./errors";
 import { otherFileKind } from "./acsm";
 
@@ -15,12 +15,15 @@ export type AcsmSource = { readonly kind: "content"; readonly content: string } 
 export interface ConversionInput {
   readonly source: AcsmSource;
   readonly filename: string | undefined;
+  /** Where the book goes besides the download link (`deliver`), if anywhere. */
+  readonly deliver?: Delivery;
 }
 
 /** The parts of a Function URL (payload 2.0) event the handler reads. */
 export interface FunctionUrlEventLike {
   requestContext: { http: { method: string; path?: string }; domainName?: string };
   rawPath?: string;
+  rawQueryString?: string;
   body?: string | null;
   isBase64Encoded?: boolean;
   headers?: Record<string, string | undefined>;
@@ -59,7 +62,43 @@ export function readConversion(event: unknown): ConversionInput {
     throw new BadRequestError(`The event's body must be a string (the request body), not ${Array.isArray(body) ? "an array" : typeof body}.`);
   }
   const form = bodyForm(event.headers?.["content-type"]);
-  return parseBody(decodeBody(body ?? "", event.isBase64Encoded === true), form);
+  const input = parseBody(decodeBody(body ?? "", event.isBase64Encoded === true), form);
+  // `?deliver=kindle` works for every body, the raw ACSM file's too; the JSON field says the same.
+  const fromQuery = new URLSearchParams(event.rawQueryString ?? "").get("deliver");
+  if (fromQuery === null) return input;
+  const deliver = checkDelivery(fromQuery, "?deliver=");
+  if (input.deliver !== undefined && input.deliver !== deliver) throw new BadRequestError(`"deliver" is "${input.deliver}" in the body but "${deliver}" in the query: send it once.`);
+  return { ...input, deliver };
+}
+
+/**
+ * A JSON object body (`POST /kindle`): labelled `application/json` or not labelled (415 otherwise,
+ * as for a conversion), within {@link MAX_BODY_BYTES}, an object, else 400 saying so.
+ */
+export function readJsonObject(event: unknown): Record<string, unknown> {
+  if (!isFunctionUrlEvent(event)) throw new BadRequestError("This route takes a Function URL request with a JSON body.");
+  const contentType = event.headers?.["content-type"];
+  if (contentType !== undefined && contentType.trim() !== "" && contentType.split(";")[0].trim().toLowerCase() !== JSON_CONTENT_TYPE) {
+    throw new UnsupportedMediaTypeError(contentType.trim().slice(0, 200));
+  }
+  const raw: unknown = (event as { body?: unknown }).body;
+  if (raw !== undefined && raw !== null && typeof raw !== "string") throw new BadRequestError("The event's body must be a string (the request body).");
+  const text = decodeBody(raw ?? "", event.isBase64Encoded === true).trim();
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new BadRequestError("The body must be a JSON object.");
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) throw new BadRequestError("The body must be a JSON object.");
+  return parsed as Record<string, unknown>;
+}
+
+/** A `deliver` value, or a 400 naming what is allowed. */
+function checkDelivery(value: unknown, where: string): Delivery {
+  if (typeof value === "string" && (DELIVERIES as readonly string[]).includes(value.trim().toLowerCase())) return value.trim().toLowerCase() as Delivery;
+  const shown = typeof value === "string" ? `"${value.slice(0, 40)}"` : JSON.stringify(value)?.slice(0, 40) ?? String(value);
+  throw new BadRequestError(`${where} is ${shown}; it may be ${DELIVERIES.map((d) => `"${d}"`).join(" or ")} (send the book to the Kindle), or left out.`);
 }
 
 /**
@@ -173,6 +212,12 @@ export function parseJsonObject(obj: Record<string, unknown>): ConversionInput {
   const contentKey = keys.find((k) => /acsm/i.test(k) && /content/i.test(k));
   const urlKey = keys.find((k) => /acsm/i.test(k) && /url/i.test(k));
   const filename = typeof obj.filename === "string" && obj.filename.trim() !== "" ? obj.filename.trim() : undefined;
+  const deliver = obj.deliver === undefined || obj.deliver === null ? {} : { deliver: checkDelivery(obj.deliver, '"deliver"') };
+  const found = findAcsm(obj, keys, contentKey, urlKey, filename);
+  return { ...found, ...deliver };
+}
+
+function findAcsm(obj: Record<string, unknown>, keys: string[], contentKey: string | undefined, urlKey: string | undefined, filename: string | undefined): ConversionInput {
   if (contentKey !== undefined) {
     const content = obj[contentKey];
     if (typeof content !== "string" || content.trim() === "") {

@@ -1,12 +1,14 @@
-import { requireToken } from "./access";
+import { requireToken, tokenMatches } from "./access";
 import { jsonAnswer, type HandlerResult } from "./answer";
-import { ROUTES, isPublic, resolveRoute, routeList, type Resolution, type RouteId, type RouteParams, type RouteSpec } from "./contract";
+import { ROUTES, isFeed, isPublic, matchPath, normalisePath, resolveRoute, routeList, type Resolution, type RouteId, type RouteParams, type RouteSpec } from "./contract";
 import { refuseCrossOrigin } from "./cross-origin";
 import { MethodNotAllowedError, NotFoundError } from "./errors";
 import { isFunctionUrlEvent, quality, requestPath } from "./request";
 import type { Call, Services } from "./use-cases/context";
 import { convert } from "./use-cases/convert";
 import { forgetLoan, listLoans, returnLoan } from "./use-cases/loans";
+import { sendToKindle } from "./use-cases/kindle";
+import { opdsBook, opdsFeed, opdsPage } from "./use-cases/opds";
 import { page } from "./use-cases/page";
 
 /**
@@ -29,7 +31,26 @@ export const USE_CASES: { readonly [K in RouteId]: UseCase } = {
   loans: async (services) => jsonAnswer(200, await listLoans(services)),
   "loan-return": async (services, call) => jsonAnswer(200, await returnLoan(services, call)),
   "loan-forget": async (services, call) => jsonAnswer(200, await forgetLoan(services, call)),
+  kindle: async (services, call) => jsonAnswer(200, await sendToKindle(services, call)),
+  "opds-feed": opdsFeed,
+  "opds-page": opdsPage,
+  "opds-book": opdsBook,
 };
+
+/**
+ * A resolution to the OPDS feed's routes stands only with the feed's own secret as its `<feed>`
+ * segment (compared as the access token is: SHA-256, constant time). Without it — a wrong secret,
+ * or a service with no feed — the request is one for a path the service does not have, and is
+ * answered exactly as one: no status, header or timing says that a feed exists.
+ */
+export function withFeedSecret<R extends RouteSpec>(resolution: Resolution<R>, rawPath: string, feedSha256: Buffer | undefined): Resolution<R> {
+  const routes = resolution.kind === "route" ? [resolution.route] : resolution.kind === "method-not-allowed" ? resolution.routes : [];
+  const feedRoute = routes.find(isFeed);
+  if (feedRoute === undefined) return resolution;
+  const secret = matchPath(feedRoute.path, normalisePath(rawPath))?.feed;
+  if (feedSha256 !== undefined && tokenMatches(secret, feedSha256)) return resolution;
+  return { kind: "not-found" };
+}
 
 /** The route a direct invocation (the event is the JSON request itself) takes. */
 const DIRECT_INVOCATION_ROUTE = "convert" satisfies RouteId;
@@ -77,13 +98,15 @@ export function createRouter<R extends RouteSpec>(table: readonly R[], useCases:
 export function createRouter(table: readonly RouteSpec[] = ROUTES, useCases: Readonly<Record<string, UseCase>> = USE_CASES): Router {
   return async (services, call) => {
     const { event } = call;
-    const resolution = resolveEvent(event, table);
     const functionUrl = isFunctionUrlEvent(event);
+    const resolution = functionUrl ? withFeedSecret(resolveEvent(event, table), requestPath(event), services.config.opdsFeedTokenSha256) : resolveEvent(event, table);
     // Token mode: every Function URL request but a public route's (the page, which holds no secret)
     // shows the token before anything else is read — a path or method that resolves to no route
     // too. Direct invocations already passed IAM (lambda:InvokeFunction).
     const token = services.config.accessTokenSha256;
-    if (token !== undefined && functionUrl && !(resolution.kind === "route" && isPublic(resolution.route))) {
+    // The feed's routes show their own secret instead (withFeedSecret): an e-reader app can neither
+    // sign SigV4 nor send a Bearer token.
+    if (token !== undefined && functionUrl && !(resolution.kind === "route" && (isPublic(resolution.route) || isFeed(resolution.route)))) {
       requireToken(event.headers, token, call.log);
     }
     // Then, still before the body is read: a state-changing request that a browser says another

@@ -411,7 +411,7 @@ describe("routes", () => {
     const res = await coldContainer().handle(at("GET", path), fakeContext());
     expect(res.statusCode).toBe(404);
     expect(res.headers["content-type"]).toBe("application/json");
-    expect(body(res)).toMatchObject({ error_type: "NotFound", routes: ["GET /", "POST /", "GET /loans", "POST /loans/<id>/return", "DELETE /loans/<id>"] });
+    expect(body(res)).toMatchObject({ error_type: "NotFound", routes: ["GET /", "POST /", "GET /loans", "POST /loans/<id>/return", "DELETE /loans/<id>", "POST /kindle"] });
   });
 
   it("reads the path from requestContext.http.path when rawPath is absent, and accepts a trailing slash", async () => {

@@ -5,7 +5,7 @@ import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
 import { jsonAnswer } from "../../lambda/src/answer";
 import type { HandlerConfig } from "../../lambda/src/config";
-import { ROUTES, corsMethods, isPublic, routeList, type RouteSpec } from "../../lambda/src/contract";
+import { ROUTES, corsMethods, isFeed, isPublic, routeList, type RouteSpec } from "../../lambda/src/contract";
 import { MethodNotAllowedError, NotFoundError, ServiceError, UnauthorizedError } from "../../lambda/src/errors";
 import { createHandler } from "../../lambda/src/handler";
 import { createLogger } from "../../lambda/src/log";
@@ -15,10 +15,14 @@ import { TOOLS_DIR, fakeContext } from "./harness";
 
 const TOKEN = "rT5-wQ8_zXc3Vb7nMk2Lp9";
 const LOAN_ID = "0123456789abcdef";
+/** The OPDS feed's secret, which its routes' `<feed>` segment carries. */
+const FEED = "Jq2xV0m8LrP4tYw6nB1sK9dF3hG5jZ7cA0eQ2uI4oXy";
+const FEED_SHA256 = createHash("sha256").update(FEED).digest();
+const BOOK_ID = "6f1c2b9e-2d4a-4c8e-9b1f-0a2b3c4d5e6f";
 
 /** A Function URL event for `method path` (`<id>` filled in), asking for `accept`, with `headers` besides. */
 function event(method: string, path: string, accept = "application/json", headers: Record<string, string> = {}): unknown {
-  const rawPath = path.replace("<id>", LOAN_ID);
+  const rawPath = path.replace("<id>", LOAN_ID).replace("<feed>", FEED).replace("<book>", BOOK_ID);
   return {
     version: "2.0",
     rawPath,
@@ -28,9 +32,9 @@ function event(method: string, path: string, accept = "application/json", header
   };
 }
 
-/** What the router needs of the services when every use case is a stub: the token's hash. */
-function services(accessTokenSha256?: Buffer): Services {
-  return { config: { accessTokenSha256 } } as unknown as Services;
+/** What the router needs of the services when every use case is a stub: the token's hash and the feed secret's. */
+function services(accessTokenSha256?: Buffer, opdsFeedTokenSha256: Buffer | null = FEED_SHA256): Services {
+  return { config: { accessTokenSha256, opdsFeedTokenSha256: opdsFeedTokenSha256 ?? undefined } } as unknown as Services;
 }
 
 function call(e: unknown) {
@@ -75,7 +79,7 @@ describe("a dummy route registered in a copy of the table", () => {
   it("appears in the 404's routes list", async () => {
     const err = await refusal(router, event("GET", "/nothing"));
     expect(err).toBeInstanceOf(NotFoundError);
-    expect(err.toBody("req-1").routes).toEqual(["GET /", "POST /", "GET /loans", "POST /loans/<id>/return", "DELETE /loans/<id>", "PUT /dummy"]);
+    expect(err.toBody("req-1").routes).toEqual(["GET /", "POST /", "GET /loans", "POST /loans/<id>/return", "DELETE /loans/<id>", "POST /kindle", "PUT /dummy"]);
     expect(err.toBody("req-1").routes).toEqual(routeList(table));
   });
 
@@ -135,15 +139,24 @@ describe("405 on each path of the table", () => {
 describe("the token, decided by each route's auth", () => {
   const hash = createHash("sha256").update(TOKEN).digest();
 
-  it("is needed by every route but the page", () => {
+  it("is needed by every route but the page and the OPDS feed's, which carry the feed's own secret", () => {
     expect(ROUTES.filter(isPublic).map((r) => r.id)).toEqual(["page"]);
+    expect(ROUTES.filter(isFeed).map((r) => r.id)).toEqual(["opds-feed", "opds-page", "opds-book"]);
   });
 
-  it.each(ROUTES.map((r) => [r.id, r] as const))("%s: answered without the token only when public", async (_id, route) => {
+  it.each(ROUTES.map((r) => [r.id, r] as const))("%s: answered without the token only when public or with the feed's secret", async (_id, route) => {
     const called: string[] = [];
     const router = createRouter(ROUTES, stubs(ROUTES, called));
     const asked = event(route.method, route.path, route.produces);
-    if (isPublic(route)) {
+    if (isFeed(route)) {
+      // The right secret stands for the token; a wrong one is a path the service does not have,
+      // which in TOKEN mode asks for the token like any other.
+      expect((await router(services(hash), call(asked))).statusCode).toBe(200);
+      const wrong = createRouter(ROUTES, stubs(ROUTES, []));
+      expect(await wrong(services(hash, createHash("sha256").update("another").digest()), call(asked)).then(() => "answered", (err: unknown) => err)).toBeInstanceOf(UnauthorizedError);
+      expect(await wrong(services(undefined, null), call(asked)).then(() => "answered", (err: unknown) => err)).toBeInstanceOf(NotFoundError);
+      called.length = 0;
+    } else if (isPublic(route)) {
       expect((await router(services(hash), call(asked))).statusCode).toBe(200);
     } else {
       expect(await refusal(router, asked, hash)).toBeInstanceOf(UnauthorizedError);
@@ -151,6 +164,7 @@ describe("the token, decided by each route's auth", () => {
     // With the token, every route reaches its own use case.
     await router(services(hash), call(event(route.method, route.path, route.produces, { authorization: `Bearer ${TOKEN}` })));
     expect(called).toEqual(isPublic(route) ? [route.id, route.id] : [route.id]);
+    expect(called.every((id) => id === route.id)).toBe(true);
   });
 
   it("is asked before a path or method that has no route is refused", async () => {

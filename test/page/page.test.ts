@@ -31,7 +31,7 @@ describe("the page", () => {
     expect(PAGE_HTML).not.toMatch(/\son[a-z]+="/i);
     expect(PAGE_HTML).not.toMatch(/\sstyle="/i);
     // The script talks only to its own origin.
-    expect([...PAGE_PARTS.script.matchAll(/fetch\("([^"]*)"/g)].map((m) => m[1])).toEqual(["/", "/", "/loans", "/loans/"]);
+    expect([...PAGE_PARTS.script.matchAll(/fetch\("([^"]*)"/g)].map((m) => m[1])).toEqual(["/", "/kindle", "/", "/loans", "/loans/"]);
     // It asks in the page itself (some mobile browsers suppress window.confirm) and writes text, never markup.
     expect(PAGE_PARTS.script).not.toMatch(/\b(confirm|alert|prompt)\(|innerHTML|XMLHttpRequest/);
   });

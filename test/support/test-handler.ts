@@ -8,6 +8,6 @@ export type TestHandlerDeps = HandlerOptions & Partial<HandlerSeams>;
 
 /** createHandler with `deps` split into its options and its seams. */
 export function testHandler(deps: TestHandlerDeps): Handler {
-  const { resolver, isAllowedAddress, egress, toolEnv, ca, now, retrySleep, ...options } = deps;
-  return createHandler(options, { resolver, isAllowedAddress, egress, toolEnv, ca, now, retrySleep });
+  const { resolver, isAllowedAddress, egress, toolEnv, ca, now, retrySleep, kindle, ...options } = deps;
+  return createHandler(options, { resolver, isAllowedAddress, egress, toolEnv, ca, now, retrySleep, kindle });
 }

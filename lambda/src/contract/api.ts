@@ -51,6 +51,40 @@ export interface ConversionAnswer {
   readonly reused?: true;
   /** With `reused`: when the book was converted (ISO 8601). */
   readonly converted_at?: string;
+  /** With `deliver: "kindle"`: the book was handed to the mail system for the Kindle (never "delivered"). */
+  readonly kindle?: KindleSent;
+}
+
+/** Where a conversion's book may also go: `deliver` in the request (JSON field or `?deliver=`). */
+export const DELIVERIES = ["kindle"] as const;
+export type Delivery = (typeof DELIVERIES)[number];
+
+/**
+ * A book sent to the Kindle by e-mail. `sent` only: Amazon sends no receipt, and mails the user
+ * only when it refuses a document, so the service cannot know that the book arrived.
+ */
+export interface KindleSent {
+  readonly sent: true;
+  /** The Message-ID the mail system gave the message. */
+  readonly message_id: string;
+  /** The Kindle address it went to. */
+  readonly to: string;
+  readonly transport: "smtp" | "ses";
+  /** The attachment's name, which the Kindle library shows as the title: `Title - Author.epub`. */
+  readonly attachment_name: string;
+  readonly attachment_bytes: number;
+  /** What the Kindle pre-flight changed in the EPUB's copy that was sent (the download is untouched). */
+  readonly preflight_fixes: readonly string[];
+  readonly message: string;
+}
+
+/** `POST /kindle`: send a book the output bucket still holds (`s3_key` of a conversion's answer), or a test document. */
+export type KindleRequest = { readonly s3_key: string } | { readonly test: true };
+
+/** The answer of `POST /kindle`: the mail, and a fresh link to the book (none for the test document). */
+export interface KindleAnswer {
+  readonly kindle: KindleSent;
+  readonly output_files: readonly OutputFile[];
 }
 
 /** A stored loan as the API shows it. */
@@ -101,6 +135,8 @@ export interface HealthAnswer {
   /** Each converter tool's `-V` line, by tool name. */
   readonly converter: Readonly<Record<string, string>>;
   readonly limits: { readonly max_body_bytes: number; readonly download_url_expiry_seconds: number };
+  /** True when Send to Kindle is set up (`deliver: "kindle"`, `POST /kindle`): the page shows its button. */
+  readonly send_to_kindle: boolean;
 }
 
 /**
@@ -130,3 +166,9 @@ export const ACSM_CONTENT_TYPES: readonly string[] = ["application/vnd.adobe.ade
 
 /** The content type JSON requests and answers carry. */
 export const JSON_CONTENT_TYPE = "application/json";
+
+/**
+ * The OPDS feed's media type: an acquisition feed (OPDS Catalog 1.2 §2.1, "Acquisition Feeds";
+ * §2.3 on the profile and kind parameters), i.e. an Atom feed (RFC 4287) of books to download.
+ */
+export const OPDS_ACQUISITION_FEED_TYPE = "application/atom+xml;profile=opds-catalog;kind=acquisition";

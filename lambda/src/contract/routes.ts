@@ -5,10 +5,15 @@
  * Function URL's CORS methods are all derived from it here. Dependency-free: the Pulumi program
  * reads it too.
  */
-import { ACSM_CONTENT_TYPES, JSON_CONTENT_TYPE } from "./api";
+import { ACSM_CONTENT_TYPES, JSON_CONTENT_TYPE, OPDS_ACQUISITION_FEED_TYPE } from "./api";
 
-/** Who may call a route in TOKEN mode: everyone (the page holds no secret) or the token's holder. */
-export type RouteAuth = "public" | "token";
+/**
+ * Who may call a route in TOKEN mode: everyone (the page holds no secret), the token's holder, or
+ * the holder of the OPDS feed's own secret, which is the route's `<feed>` segment ("feed": an
+ * e-reader app can neither sign SigV4 nor send our token, so the secret is in the path; a wrong
+ * one answers exactly as a path the service does not have).
+ */
+export type RouteAuth = "public" | "token" | "feed";
 
 /** One route. */
 export interface RouteSpec {
@@ -20,9 +25,10 @@ export interface RouteSpec {
   readonly auth: RouteAuth;
   /**
    * What the answer is. Two routes may share a method and path when they answer different types;
-   * the request's Accept header chooses (RFC 9110 §12.5.1), JSON winning a tie.
+   * the request's Accept header chooses (RFC 9110 §12.5.1), and HTML loses a tie: only a browser
+   * that prefers it gets it. `application/octet-stream`: a redirect to a stored book of its own type.
    */
-  readonly produces: "application/json" | "text/html";
+  readonly produces: "application/json" | "text/html" | typeof OPDS_ACQUISITION_FEED_TYPE | "application/octet-stream";
   /** The request body's content types (a POST's); none for a route without a body. */
   readonly accepts?: readonly string[];
   /** What the route does, in the words a 405 uses ("use POST to convert an ACSM"). */
@@ -39,6 +45,12 @@ export const ROUTES = [
   { id: "loans", method: "GET", path: "/loans", auth: "token", produces: JSON_CONTENT_TYPE, does: "list the loans" },
   { id: "loan-return", method: "POST", path: "/loans/<id>/return", auth: "token", produces: JSON_CONTENT_TYPE, does: "return the loan" },
   { id: "loan-forget", method: "DELETE", path: "/loans/<id>", auth: "token", produces: JSON_CONTENT_TYPE, does: "forget the loan" },
+  { id: "kindle", method: "POST", path: "/kindle", auth: "token", produces: JSON_CONTENT_TYPE, accepts: [JSON_CONTENT_TYPE], does: "send a converted book to the Kindle" },
+  // The OPDS feed (docs/api.md "OPDS feed"): `<feed>` is the feed's secret. The feed wins over the
+  // page on a tie (KOReader sends `application/opds+json, application/atom+xml;profile=opds-catalog, */*`).
+  { id: "opds-feed", method: "GET", path: "/opds/<feed>", auth: "feed", produces: OPDS_ACQUISITION_FEED_TYPE, does: "read the OPDS feed" },
+  { id: "opds-page", method: "GET", path: "/opds/<feed>", auth: "feed", produces: "text/html", does: "open the library page" },
+  { id: "opds-book", method: "GET", path: "/opds/<feed>/books/<book>", auth: "feed", produces: "application/octet-stream", does: "download the book" },
 ] as const satisfies readonly RouteSpec[];
 
 /** The name of every route's use case. */
@@ -78,9 +90,12 @@ export function matchPath(pattern: string, path: string): RouteParams | undefine
   return params;
 }
 
-/** `GET /`, `POST /loans/<id>/return`, …: what a 404 lists, each once, in table order. */
+/**
+ * `GET /`, `POST /loans/<id>/return`, …: what a 404 lists, each once, in table order. The feed's
+ * routes are left out: their path is a secret, and a 404 must not hint that a feed exists.
+ */
 export function routeList(table: readonly RouteSpec[] = ROUTES): string[] {
-  return [...new Set(table.map((r) => `${r.method} ${r.path}`))];
+  return [...new Set(table.filter((r) => !isFeed(r)).map((r) => `${r.method} ${r.path}`))];
 }
 
 /** Every method the service answers: what the Function URL's CORS configuration allows. */
@@ -97,7 +112,8 @@ export type Resolution<R extends RouteSpec> =
 
 /**
  * Finds the route for a request. `prefers(type)` says how much the request's Accept header wants a
- * type (0–1); among routes sharing method and path, the most wanted answer type wins, JSON on a tie.
+ * type (0–1); among routes sharing method and path, the most wanted answer type wins, and HTML
+ * loses a tie (curl's and KOReader's `*\/*`, or no Accept at all, get the JSON or the feed).
  */
 export function resolveRoute<R extends RouteSpec>(table: readonly R[], method: string, rawPath: string, prefers: (type: string) => number): Resolution<R> {
   const path = normalisePath(rawPath);
@@ -105,7 +121,7 @@ export function resolveRoute<R extends RouteSpec>(table: readonly R[], method: s
   if (onPath.length === 0) return { kind: "not-found" };
   const candidates = onPath.filter((m) => m.route.method === method.toUpperCase());
   if (candidates.length === 0) return { kind: "method-not-allowed", path: onPath[0].route.path, routes: onPath.map((m) => m.route) };
-  const rank = (r: RouteSpec): number => prefers(r.produces) + (r.produces === JSON_CONTENT_TYPE ? 1e-9 : 0);
+  const rank = (r: RouteSpec): number => prefers(r.produces) + (r.produces === "text/html" ? 0 : 1e-9);
   const best = candidates.reduce((a, b) => (rank(b.route) > rank(a.route) ? b : a));
   return { kind: "route", route: best.route, params: best.params ?? {} };
 }
@@ -124,4 +140,9 @@ export function instead(routes: readonly RouteSpec[]): string {
 /** True when the route answers without the token (the page). */
 export function isPublic(route: RouteSpec): boolean {
   return route.auth === "public";
+}
+
+/** True when the route is the OPDS feed's: the `<feed>` secret in its path stands for the token. */
+export function isFeed(route: RouteSpec): boolean {
+  return route.auth === "feed";
 }

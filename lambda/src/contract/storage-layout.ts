@@ -18,6 +18,13 @@ export function outputKey(requestId: string, filename: string): string {
 }
 
 /**
+ * The user metadata a converted book is stored with (S3's `x-amz-meta-<name>`), which the OPDS feed
+ * lists it by: the title and author the ACSM gives, each percent-encoded UTF-8 (S3 metadata is
+ * US-ASCII). Books stored before these existed have none; the feed then names them by file name.
+ */
+export const BOOK_METADATA = { title: "book-title", author: "book-author" } as const;
+
+/**
  * Where the conversions of one ACSM are remembered, beside the books (the role's `converted/*` grant
  * covers them and the bucket's lifecycle expires them with the books): `<identity>` is the ACSM's
  * identity, 64 lowercase hex digits (SHA-256; see lambda/src/reuse.ts), never anything else.

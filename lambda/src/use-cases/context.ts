@@ -7,6 +7,7 @@ import type { Logger } from "../log";
 import type { OutputStore } from "../output-store";
 import type { RouteParams } from "../contract";
 import type { Health } from "./health";
+import type { Kindle } from "../kindle/deliver";
 
 /** What the use cases work with: built once per container (handler.ts), shared by its invocations. */
 export interface Services {
@@ -20,6 +21,8 @@ export interface Services {
   /** How an `acsm_url` is fetched. */
   readonly acsmUrl: { readonly resolver: Resolver; readonly isAllowedAddress?: (address: string) => boolean; readonly ca?: string | Buffer };
   readonly now: () => Date;
+  /** Send to Kindle, when the stack set it up. */
+  readonly kindle?: Kindle;
 }
 
 /** One invocation as a use case sees it. */

@@ -1,12 +1,13 @@
-import { validateAcsm, type AcsmInfo } from "../acsm";
+import { describeAcsm, validateAcsm, type AcsmInfo } from "../acsm";
 import { MAX_BODY_BYTES, type ConversionAnswer, type OutputFile } from "../contract";
 import { convertAcsm, downloadName, type ConvertedBook } from "../convert";
 import { withEgress } from "../egress";
 import { fetchAcsm } from "../fetch-acsm";
-import type { ConvertedRecord } from "../output-store";
-import { readConversion, type AcsmSource } from "../request";
+import type { BookAbout, ConvertedRecord } from "../output-store";
+import { readConversion, type AcsmSource, type ConversionInput } from "../request";
 import { acquire, acsmIdentity, withoutClaim } from "../reuse";
 import type { Call, Services } from "./context";
+import { deliverConverted, requireKindle } from "./kindle";
 
 /** Time limit for fetching an `acsm_url` (it is a few KB). */
 const ACSM_URL_TIMEOUT_MS = 10_000;
@@ -19,9 +20,17 @@ const ACSM_URL_TIMEOUT_MS = 10_000;
  * requests at once convert once (reuse.ts).
  */
 export async function convert(services: Services, call: Call): Promise<ConversionAnswer> {
+  const request = readConversion(call.event);
+  if (request.deliver !== "kindle") return convertOnly(services, call, request);
+  // Asked before anything is fulfilled: a service without Send to Kindle converts nothing for it.
+  const kindle = requireKindle(services);
+  return deliverConverted(services, call, kindle, await convertOnly(services, call, request));
+}
+
+/** The conversion itself: the book stored and linked, or the earlier one reused. */
+async function convertOnly(services: Services, call: Call, request: ConversionInput): Promise<ConversionAnswer> {
   const { config } = services;
   const { log } = call;
-  const request = readConversion(call.event);
   const { source } = request;
   log.info("conversion requested", { source: source.kind });
   const acsm =
@@ -120,7 +129,8 @@ async function convertNow(services: Services, call: Call, acsm: string, info: Ac
       ...(services.tools.retrySleep === undefined ? {} : { retry: { sleep: services.tools.retrySleep } }),
     }),
   );
-  const file = await store(services, book, call.requestId);
+  // The title and author the ACSM gives are kept with the book: the OPDS feed lists it by them.
+  const file = await store(services, book, call.requestId, { title: info.title, author: describeAcsm(acsm).creator });
   // A loaned book: keep its loan token so that it can be listed and returned early.
   const loan = book.loanToken === undefined ? undefined : await loans.keep(book.loanToken, log);
   log.info("conversion done", { title: info.title, size_bytes: book.sizeBytes, duration_ms: Date.now() - call.started });
@@ -134,10 +144,10 @@ async function convertNow(services: Services, call: Call, acsm: string, info: Ac
 }
 
 /** Uploads the book under this request's own key and links it. */
-async function store(services: Services, book: ConvertedBook, requestId: string): Promise<OutputFile> {
+async function store(services: Services, book: ConvertedBook, requestId: string, about: BookAbout): Promise<OutputFile> {
   const { output, config } = services;
   const filename = safeFileName(book.filename);
-  const link = await output.keep(requestId, filename, book.path, book.contentType, config.downloadUrlExpirySeconds);
+  const link = await output.keep(requestId, filename, book.path, book.contentType, config.downloadUrlExpirySeconds, about);
   return {
     filename,
     s3_key: link.key,

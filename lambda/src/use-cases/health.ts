@@ -16,7 +16,7 @@ export class Health {
   private readonly versions: Record<string, string> = {};
 
   constructor(
-    private readonly config: Pick<HandlerConfig, "toolsDir" | "functionUrlAuth" | "downloadUrlExpirySeconds">,
+    private readonly config: Pick<HandlerConfig, "toolsDir" | "functionUrlAuth" | "downloadUrlExpirySeconds" | "kindle">,
     /** How a tool that is missing or does not run is explained. @default "The converter tool … is missing or does not run." */
     private readonly missingToolMessage?: (tool: string) => string,
   ) {}
@@ -40,6 +40,7 @@ export class Health {
       auth: this.config.functionUrlAuth,
       converter: { ...this.versions },
       limits: { max_body_bytes: MAX_BODY_BYTES, download_url_expiry_seconds: this.config.downloadUrlExpirySeconds },
+      send_to_kindle: this.config.kindle !== undefined,
     };
   }
 }
