@@ -1,6 +1,6 @@
 import * as pulumi from "@pulumi/pulumi";
 import {
-  AUTO, checkChoice, checkInteger, LOG_RETENTION_DAYS, SETTINGS, UNRESERVED, UPSTREAM_REPOSITORIES,
+  AUTO, checkChoice, checkInteger, kindleAddressProblem, LOG_RETENTION_DAYS, smtpUrlProblem, SETTINGS, UNRESERVED, UPSTREAM_REPOSITORIES,
   type IntegerSettingKey, type SettingSpec,
 } from "./lambda/src/public";
 
@@ -12,6 +12,29 @@ export type LambdaArchitecture = "x86_64" | "arm64";
  * public and the handler asks for the stack's access token as `Authorization: Bearer`).
  */
 export type FunctionUrlAuth = "AWS_IAM" | "NONE" | "TOKEN";
+
+/** How the function mails a book to the Kindle: an SMTP server (the default) or Amazon SES. */
+export type KindleTransport = "smtp" | "ses";
+
+/** Send to Kindle, when `kindle_address` is set. */
+export type KindleConfig =
+  | (KindleAddresses & {
+      readonly transport: "smtp";
+      /** The SMTP URL with its login: a Pulumi secret, handed only to the SSM parameter that keeps it. */
+      readonly smtpUrl: pulumi.Output<string>;
+    })
+  | (KindleAddresses & {
+      readonly transport: "ses";
+      /** The verified SES identity (a domain or an address) the function may send as. @default kindle_from's domain */
+      readonly sesIdentity: string;
+    });
+
+interface KindleAddresses {
+  /** The reader's Send to Kindle address, `…@kindle.com`. */
+  readonly address: string;
+  /** The sender the reader approved at Amazon. */
+  readonly from: string;
+}
 
 /** Everything the program needs to know, read and validated once before any resource exists. */
 export interface KnockConfig {
@@ -58,6 +81,10 @@ export interface KnockConfig {
   readonly functionUrlAuth: FunctionUrlAuth;
   /** Generation of the access token (TOKEN mode), 1–1000000: changing it replaces the token. @default 1 */
   readonly accessTokenVersion: number;
+  /** Generation of the OPDS feed's token (TOKEN and NONE modes), 1–1000000: changing it replaces the token. @default 1 */
+  readonly opdsFeedTokenVersion: number;
+  /** Send to Kindle; undefined (the default, `kindle_address` empty) turns it off. @default undefined */
+  readonly kindle: KindleConfig | undefined;
   /** Lifetime of the presigned download links in seconds, 60–604800 (SigV4's 7-day maximum). @default 3600 */
   readonly downloadUrlExpirySeconds: number;
   /** Git URL the image build clones libgourou from; a mirror when the upstream forge is down. @default the upstream forge */
@@ -125,6 +152,8 @@ export function loadConfig(
     codebuildTimeoutMinutes: integer(source, "codebuild_timeout_minutes"),
     functionUrlAuth: oneOf(source, "function_url_auth") as FunctionUrlAuth,
     accessTokenVersion: integer(source, "access_token_version"),
+    opdsFeedTokenVersion: integer(source, "opds_feed_token_version"),
+    kindle: kindle(source, isSecretKey(env, names.project)),
     downloadUrlExpirySeconds: integer(source, "download_url_expiry_seconds"),
     libgourouRepository: gitUrl(source, "libgourou_repository"),
     updfparserRepository: gitUrl(source, "updfparser_repository"),
@@ -139,6 +168,22 @@ function pulumiConfigSource(): ConfigSource {
 
 function stackNames(): { project: string; stack: string } {
   return { project: pulumi.getProject(), stack: pulumi.getStack() };
+}
+
+/**
+ * Whether a project key was set with `--secret`: the Pulumi CLI hands the program the full names of
+ * its secret keys as a JSON array in PULUMI_CONFIG_SECRET_KEYS, beside the values in PULUMI_CONFIG
+ * (@pulumi/pulumi 3's runtime/config.ts, configSecretKeysEnvKey, read by isConfigSecret).
+ */
+function isSecretKey(env: NodeJS.ProcessEnv, project: string): (key: string) => boolean {
+  let keys: unknown = [];
+  try {
+    keys = JSON.parse(env.PULUMI_CONFIG_SECRET_KEYS || "[]");
+  } catch {
+    keys = [];
+  }
+  const secret = new Set(Array.isArray(keys) ? keys.map(String) : []);
+  return (key) => secret.has(`${project}:${key}`);
 }
 
 /** A key's raw value, or undefined when it is unset or empty (the CLI hands over defaults as text). */
@@ -206,4 +251,81 @@ function gitUrl(source: ConfigSource, key: ConfigKey): string {
     throw new ConfigError(key, text, "expected a git repository URL starting with https://, http://, git:// or ssh://, without spaces", `pulumi config set ${key} https://<mirror>/<repository>.git`);
   }
   return text;
+}
+
+/** What a mail address may hold here: no spaces, no second `@`, nothing a mail header would misread. */
+const ADDRESS = /^[^\s@<>()",;:\\]+@([A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+)$/;
+
+/** An SMTP URL fit for an error message: the password replaced, or nothing shown when it does not parse. */
+export function withoutPassword(text: string): string {
+  try {
+    const url = new URL(text);
+    if (url.password !== "") url.password = "****";
+    return url.href;
+  } catch {
+    return "<not shown: it may hold a password>";
+  }
+}
+
+const SMTP_FIX = "pulumi config set --secret kindle_smtp_url 'smtps://you%40gmail.com:APP-PASSWORD@smtp.gmail.com:465'";
+
+/**
+ * Send to Kindle's keys, read only when `kindle_address` is set (the other keys then mean nothing).
+ * The SMTP URL is wrapped as a Pulumi secret here, before it goes anywhere: only the SSM parameter
+ * that keeps it is handed the value, and an error shows it without its password.
+ */
+function kindle(source: ConfigSource, isSecret: (key: string) => boolean): KindleConfig | undefined {
+  const address = raw(source, "kindle_address")?.trim();
+  if (address === undefined) return undefined;
+  const addressProblem = kindleAddressProblem(address);
+  if (addressProblem !== undefined) throw new ConfigError("kindle_address", address, addressProblem.replace(/\.$/, ""), "pulumi config set kindle_address <name>@kindle.com");
+
+  const from = raw(source, "kindle_from")?.trim();
+  if (from === undefined) {
+    throw new ConfigError("kindle_from", "", "required when kindle_address is set: the address the books are mailed from, approved in Amazon's Personal Document Settings", "pulumi config set kindle_from you@gmail.com");
+  }
+  const fromMatch = ADDRESS.exec(from);
+  if (fromMatch === null) throw new ConfigError("kindle_from", from, "expected a mail address such as you@gmail.com", "pulumi config set kindle_from you@gmail.com");
+  // Amazon mails a Kindle address, never from one: kindle_address and kindle_from swapped, most likely.
+  if (kindleAddressProblem(from) === undefined) {
+    throw new ConfigError("kindle_from", from, "expected the address you send from, not a Kindle address", "pulumi config set kindle_from you@gmail.com");
+  }
+
+  const transport = oneOf(source, "kindle_transport") as KindleTransport;
+  const smtpText = raw(source, "kindle_smtp_url")?.trim();
+  const identityText = raw(source, "kindle_ses_identity")?.trim();
+  if (transport === "smtp") {
+    if (identityText !== undefined) {
+      throw new ConfigError("kindle_ses_identity", identityText, "used only with kindle_transport ses", "pulumi config rm kindle_ses_identity");
+    }
+    if (smtpText === undefined) throw new ConfigError("kindle_smtp_url", "", "required with kindle_transport smtp", SMTP_FIX);
+    // A plain value would sit unencrypted in Pulumi.<stack>.yaml, password and all.
+    if (!isSecret("kindle_smtp_url")) {
+      throw new ConfigError("kindle_smtp_url", withoutPassword(smtpText), "it holds a password, so it must be set as a secret (Pulumi then keeps it encrypted)", SMTP_FIX);
+    }
+    const problem = smtpUrlProblem(smtpText);
+    if (problem !== undefined) throw new ConfigError("kindle_smtp_url", withoutPassword(smtpText), problem.replace(/\.$/, ""), SMTP_FIX);
+    return Object.freeze({ transport, address, from, smtpUrl: pulumi.secret(smtpText) });
+  }
+
+  // The SMTP URL would be a secret kept for nothing: say so rather than store it.
+  if (smtpText !== undefined) {
+    throw new ConfigError("kindle_smtp_url", withoutPassword(smtpText), "used only with kindle_transport smtp", "pulumi config rm kindle_smtp_url");
+  }
+  const fromDomain = fromMatch[1].toLowerCase();
+  const sesIdentity = identityText ?? fromDomain;
+  const identityFix = `pulumi config set kindle_ses_identity ${fromDomain}`;
+  if (sesIdentity.includes("@")) {
+    if (ADDRESS.exec(sesIdentity) === null) throw new ConfigError("kindle_ses_identity", sesIdentity, "expected a verified SES domain or address", identityFix);
+    if (sesIdentity.toLowerCase() !== from.toLowerCase()) {
+      throw new ConfigError("kindle_ses_identity", sesIdentity, `an address identity can send only as itself, and kindle_from is ${from}`, identityFix);
+    }
+  } else {
+    if (ADDRESS.exec(`x@${sesIdentity}`) === null) throw new ConfigError("kindle_ses_identity", sesIdentity, "expected a verified SES domain or address", identityFix);
+    const domain = sesIdentity.toLowerCase();
+    if (fromDomain !== domain && !fromDomain.endsWith(`.${domain}`)) {
+      throw new ConfigError("kindle_ses_identity", sesIdentity, `kindle_from (${from}) is not at this domain`, identityFix);
+    }
+  }
+  return Object.freeze({ transport, address, from, sesIdentity });
 }

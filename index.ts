@@ -9,6 +9,8 @@ import { loadConfig } from "./config";
 import { accessUrl, createAccessToken } from "./infra/access-token";
 import { createConversionFunction } from "./infra/conversion-function";
 import { createImagePipeline } from "./infra/image-pipeline";
+import { createKindleMail } from "./infra/kindle-mail";
+import { createOpdsFeedToken, opdsFeedUrl } from "./infra/opds-feed-token";
 import { createStorage } from "./infra/storage";
 
 // Validated first: a bad value stops the program before any resource is registered.
@@ -23,12 +25,20 @@ const image = createImagePipeline(config, { sourceBucket: storage.sourceBucket }
 // TOKEN mode only: a 256-bit access token kept as a Pulumi secret; the function gets its hash.
 const access = createAccessToken(config);
 
+// TOKEN and NONE mode: the OPDS feed's own 256-bit secret, the path e-reader apps open.
+const feed = createOpdsFeedToken(config);
+
+// Send to Kindle, when kindle_address is set: the SMTP URL in an SSM SecureString only the function reads.
+const kindle = createKindleMail(config);
+
 // The converter itself: log group first, least-privilege role, container function, Function URL.
 const service = createConversionFunction(config, {
   imageUri: image.imageUri,
   outputBucket: storage.outputBucket,
   deviceBucket: storage.deviceBucket,
   accessTokenSha256: access?.sha256,
+  opdsFeedTokenSha256: feed?.sha256,
+  kindle,
 });
 
 // Stack outputs (names kept from the original, plus the device bucket and the pinned image).
@@ -46,3 +56,5 @@ export const image_uri = image.imageUri;
 // modes (an undefined export would make every `pulumi up` warn that it is not shown).
 export const access_token = access ? access.token : null;
 export const access_url = access ? accessUrl(service.functionUrl.functionUrl, access.token) : null;
+// TOKEN and NONE mode, secret: the OPDS feed's address for e-reader apps (`knock open --opds`). null in AWS_IAM mode.
+export const opds_feed_url = feed ? opdsFeedUrl(service.functionUrl.functionUrl, feed.token) : null;

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { KnockConfig } from "../config";
 import { corsMethods, DEVICE_PREFIX, FUNCTION_ENV, OUTPUT_PREFIX } from "../lambda/src/public";
 import { assumableBy, policyJson } from "./iam";
+import type { KindleMail } from "./kindle-mail";
 import { functionLogGroupName, functionName } from "./naming";
 
 export interface ConversionFunctionArgs {
@@ -14,6 +15,10 @@ export interface ConversionFunctionArgs {
   readonly deviceBucket: aws.s3.Bucket;
   /** SHA-256 (hex) of the access token; required when `function_url_auth` is TOKEN, unused otherwise. */
   readonly accessTokenSha256?: pulumi.Input<string>;
+  /** SHA-256 (hex) of the OPDS feed's secret (TOKEN and NONE mode); none: no feed. */
+  readonly opdsFeedTokenSha256?: pulumi.Input<string>;
+  /** Send to Kindle's environment and grants (createKindleMail); none: off. */
+  readonly kindle?: KindleMail;
 }
 
 export interface ConversionFunction {
@@ -66,6 +71,12 @@ export function createConversionFunction(config: KnockConfig, args: ConversionFu
     ]),
   }, opts);
 
+  // Its own policy, so that a stack without Send to Kindle keeps its role exactly as it was.
+  const kindlePolicy = args.kindle === undefined ? undefined : new aws.iam.RolePolicy("knock-lambda-kindle-policy", {
+    role: role.id,
+    policy: policyJson(args.kindle.statements),
+  }, opts);
+
   const fn = new aws.lambda.Function("knock-lambda", {
     name,
     packageType: "Image",
@@ -86,12 +97,15 @@ export function createConversionFunction(config: KnockConfig, args: ConversionFu
         [FUNCTION_ENV.functionUrlAuth]: config.functionUrlAuth,
         // Only the hash: reading the function's configuration gives nothing that opens the service.
         ...(tokenMode ? { [FUNCTION_ENV.accessTokenSha256]: args.accessTokenSha256 } : {}),
+        ...(args.opdsFeedTokenSha256 === undefined ? {} : { [FUNCTION_ENV.opdsFeedTokenSha256]: args.opdsFeedTokenSha256 }),
+        // The addresses and the parameter's name; never the SMTP URL itself.
+        ...args.kindle?.environment,
       },
     },
   }, {
     ...opts,
     // The first request must not fail for want of permissions that are still being attached.
-    dependsOn: [logsPolicy, s3Policy],
+    dependsOn: [logsPolicy, s3Policy, ...(kindlePolicy === undefined ? [] : [kindlePolicy])],
   });
 
   const functionUrl = new aws.lambda.FunctionUrl("knock-lambda-url", {

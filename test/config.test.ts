@@ -1,3 +1,4 @@
+import * as pulumi from "@pulumi/pulumi";
 import { describe, expect, it } from "vitest";
 import { ConfigError, loadConfig, type ConfigSource } from "../config";
 
@@ -14,7 +15,7 @@ describe("loadConfig", () => {
       lambdaArchitecture: "x86_64", lambdaReservedConcurrency: undefined, outputBucketLifecycleDays: 1,
       ecrImageRetention: 5, codebuildComputeType: "BUILD_GENERAL1_MEDIUM", codebuildImage: "aws/codebuild/standard:7.0",
       codebuildMaxRetries: 10, codebuildRetryDelay: 30, codebuildTimeoutMinutes: 30, functionUrlAuth: "AWS_IAM",
-      accessTokenVersion: 1, downloadUrlExpirySeconds: 3600,
+      accessTokenVersion: 1, opdsFeedTokenVersion: 1, kindle: undefined, downloadUrlExpirySeconds: 3600,
       libgourouRepository: "https://forge.soutade.fr/soutade/libgourou.git",
       updfparserRepository: "https://forge.soutade.fr/soutade/uPDFParser.git",
     });
@@ -64,6 +65,8 @@ describe("loadConfig", () => {
     ["lambda_log_retention", "13", /lambda_log_retention="13".*one of 1, 3, 5, 7, 14/],
     ["function_url_auth", "OPEN", /function_url_auth="OPEN".*one of AWS_IAM, NONE, TOKEN/],
     ["access_token_version", "0", /access_token_version="0".*from 1 to 1000000/],
+    ["opds_feed_token_version", "0", /opds_feed_token_version="0".*from 1 to 1000000/],
+    ["opds_feed_token_version", "two", /opds_feed_token_version="two".*whole number/],
     ["lambda_architecture", "x86", /lambda_architecture="x86".*one of x86_64, arm64/],
     ["output_bucket_lifecycle_days", "0", /output_bucket_lifecycle_days="0"/],
     ["ecr_image_retention", "0", /ecr_image_retention="0"/],
@@ -145,5 +148,83 @@ describe("loadConfig", () => {
     it("rejects something that is not a region name", () => {
       expect(() => loadConfig(from({ "aws:region": "Ohio" }), names, {})).toThrow(/aws:region="Ohio"/);
     });
+  });
+});
+
+describe("the OPDS feed's token generation", () => {
+  it("is read as a whole number", () => {
+    expect(load({ function_url_auth: "NONE", opds_feed_token_version: "7" })).toMatchObject({ functionUrlAuth: "NONE", opdsFeedTokenVersion: 7 });
+  });
+});
+
+describe("Send to Kindle", () => {
+  const SMTP_URL = "smtps://you%40gmail.com:app-PASSWORD-5e1d@smtp.gmail.com:465";
+  // What the CLI hands the program for a key set with --secret (PULUMI_CONFIG_SECRET_KEYS, full names).
+  const SECRET_ENV = { PULUMI_CONFIG_SECRET_KEYS: JSON.stringify(["knock-lambda:kindle_smtp_url"]) };
+  const smtp = (values: Record<string, string> = {}, env: NodeJS.ProcessEnv = SECRET_ENV) =>
+    load({ kindle_address: "you_1@kindle.com", kindle_from: "you@gmail.com", kindle_smtp_url: SMTP_URL, ...values }, env);
+  const ses = (values: Record<string, string> = {}) => load({ kindle_address: "you_1@kindle.com", kindle_from: "books@reader.example", kindle_transport: "ses", ...values });
+  const failure = (run: () => unknown): string => {
+    try {
+      run();
+    } catch (err) {
+      expect(err).toBeInstanceOf(ConfigError);
+      return (err as Error).message;
+    }
+    throw new Error("expected a ConfigError");
+  };
+
+  it("is off while kindle_address is empty", () => {
+    expect(load({ kindle_address: "" }).kindle).toBeUndefined();
+  });
+
+  it("with smtp keeps the addresses and wraps the URL as a Pulumi secret", async () => {
+    const kindle = smtp({ kindle_address: " you_1@free.kindle.com " }).kindle;
+    expect(kindle).toMatchObject({ transport: "smtp", address: "you_1@free.kindle.com", from: "you@gmail.com" });
+    if (kindle?.transport !== "smtp") throw new Error("expected the smtp transport");
+    expect(await pulumi.isSecret(kindle.smtpUrl)).toBe(true);
+  });
+
+  it("refuses an SMTP URL that is not a secret, with the --secret command and without the password", () => {
+    const message = failure(() => smtp({}, {}));
+    expect(message).toContain('kindle_smtp_url="smtps://you%40gmail.com:****@smtp.gmail.com:465"');
+    expect(message).toContain("must be set as a secret");
+    expect(message).toContain("Fix it with: pulumi config set --secret kindle_smtp_url");
+    expect(message).not.toContain("app-PASSWORD-5e1d");
+  });
+
+  it.each([
+    [{ kindle_address: "you@gmail.com" }, /kindle_address="you@gmail.com"/],
+    [{ kindle_from: "" }, /kindle_from="": required when kindle_address is set/],
+    [{ kindle_from: "not an address" }, /kindle_from="not an address": expected a mail address/],
+    [{ kindle_from: "me@kindle.com" }, /kindle_from="me@kindle.com": expected the address you send from, not a Kindle address/],
+    [{ kindle_from: "me@free.kindle.com" }, /kindle_from="me@free.kindle.com": expected the address you send from, not a Kindle address/],
+    [{ kindle_transport: "pigeon" }, /kindle_transport="pigeon".*smtp, ses/],
+    [{ kindle_smtp_url: "" }, /kindle_smtp_url="": required with kindle_transport smtp/],
+    [{ kindle_smtp_url: SMTP_URL.replace(":465", ":25") }, /kindle_smtp_url=.*port 25/],
+    [{ kindle_smtp_url: SMTP_URL.replace("smtps:", "https:") }, /kindle_smtp_url="https:.*starts with https:\/\//],
+    [{ kindle_ses_identity: "gmail.com" }, /kindle_ses_identity="gmail.com": used only with kindle_transport ses/],
+  ])("refuses %j naming the key", (values, message) => {
+    const text = failure(() => smtp(values));
+    expect(text).toMatch(message);
+    expect(text).not.toContain("app-PASSWORD-5e1d");
+  });
+
+  it("with ses sends as the domain of kindle_from unless told an identity", () => {
+    expect(ses().kindle).toEqual({ transport: "ses", address: "you_1@kindle.com", from: "books@reader.example", sesIdentity: "reader.example" });
+    expect(ses({ kindle_ses_identity: "books@reader.example" }).kindle).toMatchObject({ sesIdentity: "books@reader.example" });
+    expect(load({ kindle_address: "you_1@kindle.com", kindle_from: "books@mail.reader.example", kindle_transport: "ses", kindle_ses_identity: "reader.example" }).kindle)
+      .toMatchObject({ sesIdentity: "reader.example" });
+  });
+
+  it.each([
+    [{ kindle_ses_identity: "other.example" }, /kindle_ses_identity="other.example": kindle_from \(books@reader.example\) is not at this domain/],
+    [{ kindle_ses_identity: "else@reader.example" }, /kindle_ses_identity="else@reader.example": an address identity can send only as itself/],
+    [{ kindle_ses_identity: "not a domain" }, /kindle_ses_identity="not a domain": expected a verified SES domain or address/],
+    [{ kindle_smtp_url: SMTP_URL }, /kindle_smtp_url=.*used only with kindle_transport smtp/],
+  ])("with ses refuses %j", (values, message) => {
+    const text = failure(() => ses(values));
+    expect(text).toMatch(message);
+    expect(text).not.toContain("app-PASSWORD-5e1d");
   });
 });

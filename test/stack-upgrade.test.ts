@@ -16,6 +16,15 @@ const S3_POLICY = "urn:pulumi:dev::knock-lambda::aws:iam/rolePolicy:RolePolicy::
 /** Added since: ListBucket on the output bucket, so that a missing book reads as 404 (issue 19, reuse). */
 const ADDED_S3_STATEMENTS = ["SeeMissingBooks"];
 
+const FUNCTION = "urn:pulumi:dev::knock-lambda::aws:lambda/function:Function::knock-lambda";
+/**
+ * Added since, in TOKEN (and NONE) mode: the OPDS feed's own secret (issue 20), a created resource
+ * (nothing replaced), and its hash in the function's environment (an update in place). The default
+ * (AWS_IAM) stack has no feed and gains neither.
+ */
+const FEED_TOKEN = "urn:pulumi:dev::knock-lambda::random:index/randomBytes:RandomBytes::knock-opds-feed-token";
+const ADDED_ENV = ["OPDS_FEED_TOKEN_SHA256"];
+
 function before(name: string): SnapshotEntry[] {
   return JSON.parse(readFileSync(join(__dirname, "fixtures", "stack-before-issue-18", `${name}.json`), "utf8")) as SnapshotEntry[];
 }
@@ -40,6 +49,12 @@ function comparable(entries: readonly SnapshotEntry[]): SnapshotEntry[] {
       inputs.dir = "<checkout>";
     }
     if (entry.urn === FUNCTION_URL && inputs.cors) inputs.cors.allowMethods = ["<the routes' methods>"];
+    const variables = (inputs.environment as { variables?: Record<string, unknown> } | undefined)?.variables;
+    if (entry.urn === FUNCTION && variables) for (const key of ADDED_ENV) delete variables[key];
+    // The fixtures were taken when the mocked RandomBytes gave one fixed pattern; it now derives its
+    // bytes from the resource (test/support/pulumi-mocks.ts). A real stack keeps its bytes in state
+    // across an up (its inputs, compared here, are unchanged), so the hash is the same there.
+    if (entry.urn === FUNCTION && variables && "ACCESS_TOKEN_SHA256" in variables) variables.ACCESS_TOKEN_SHA256 = "<the token's hash>";
     if (entry.urn === S3_POLICY && typeof inputs.policy === "string") {
       const policy = JSON.parse(inputs.policy) as { Statement: { Sid?: string }[] };
       policy.Statement = policy.Statement.filter((st) => !ADDED_S3_STATEMENTS.includes(st.Sid ?? ""));
@@ -57,10 +72,15 @@ describe.each([
     vi.resetModules();
   });
 
-  it("keeps every resource's URN, so nothing is replaced, and every input but the two intended changes", async () => {
-    const now = await snapshotStack(config);
+  it("keeps every resource's URN, so nothing is replaced, and every input but the intended changes", async () => {
+    const all = await snapshotStack(config);
     const old = before(name);
+    const added = name === "token" ? [FEED_TOKEN] : [];
+    expect(all.filter((e) => !old.some((o) => o.urn === e.urn)).map((e) => e.urn)).toEqual(added);
+    const now = all.filter((e) => !added.includes(e.urn));
     expect(now.map((e) => e.urn)).toEqual(old.map((e) => e.urn));
+    const env = (e: SnapshotEntry[]) => Object.keys((e.find((r) => r.urn === FUNCTION)?.inputs as { environment: { variables: Record<string, unknown> } }).environment.variables);
+    expect(env(now).filter((k) => !env(old).includes(k))).toEqual(name === "token" ? ADDED_ENV : []);
     // No resource has a parent, so a URN is its type and name alone.
     for (const e of now) expect(e.urn.split("::")[2]).not.toContain("$");
     expect(comparable(now)).toEqual(comparable(old));

@@ -291,6 +291,8 @@ describe("outputs", () => {
       image_uri: `${repoUrl}@${FAKE_DIGEST}`,
       access_token: null,
       access_url: null,
+      // AWS_IAM: no OPDS feed (an e-reader app cannot sign requests).
+      opds_feed_url: null,
     });
   });
 

@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import * as pulumi from "@pulumi/pulumi";
 // Internal to @pulumi/pulumi (marked @internal, but exported by the module): see settled().
 import * as pulumiSettingsModule from "@pulumi/pulumi/runtime/settings";
@@ -20,11 +21,17 @@ export const FAKE_DIGEST = `sha256:${"ab".repeat(32)}`;
 export const FAKE_BUILD_ID = "knock-lambda-build-dev:7c1e9f43-2a1b-4c55-9d3e-0a1b2c3d4e5f";
 
 /**
- * The bytes the mocked `random.RandomBytes` "generates": a fixed, recognisable pattern so tests can
- * look for the token (and anything derived from it) in every resource's inputs.
+ * The bytes the mocked `random.RandomBytes` "generates": derived from the resource's name and its
+ * `keepers`, so tests can look for a token (and anything derived from it) in every resource's
+ * inputs, two RandomBytes never share bytes, and a change of keepers gives new bytes — as the
+ * random provider generates afresh for each resource and recreates one whose keepers change
+ * (@pulumi/random 4.21 randomBytes.d.ts, `keepers`: "when changed, will trigger recreation").
  */
-export function fakeRandomBytes(length: number): Buffer {
-  return Buffer.from(Array.from({ length }, (_, i) => (0xa7 + i * 37) & 0xff));
+export function fakeRandomBytes(length: number, name: string, keepers: Readonly<Record<string, string>> = {}): Buffer {
+  const seed = `${name}\n${JSON.stringify(Object.entries(keepers).sort())}`;
+  const out: Buffer[] = [];
+  for (let i = 0; Buffer.concat(out).length < length; i++) out.push(createHash("sha256").update(`${seed}\n${i}`).digest());
+  return Buffer.concat(out).subarray(0, length);
 }
 
 /** What the build runner prints on success (its real format: progress, the build id, the digest last). */
@@ -44,9 +51,12 @@ export const FAKE_RUNNER_STDOUT = [
  * Pulumi.yaml applied to the stack's settings file (Pulumi.<stack>.yaml, if any) plus `config`, with
  * the CLI's own checks (see ./pulumi-cli-config), so a Pulumi.yaml the CLI refuses fails here too.
  */
-export async function installMocks(options: { config?: Record<string, string>; preview?: boolean; stack?: string } = {}): Promise<RecordedResource[]> {
+export async function installMocks(options: { config?: Record<string, string>; secrets?: readonly string[]; preview?: boolean; stack?: string } = {}): Promise<RecordedResource[]> {
   const stack = options.stack ?? "dev";
   const resources: RecordedResource[] = [];
+  // The keys set with --secret, as the CLI names them to the program (@pulumi/pulumi 3,
+  // runtime/config.ts: PULUMI_CONFIG_SECRET_KEYS, a JSON array of full keys).
+  process.env.PULUMI_CONFIG_SECRET_KEYS = JSON.stringify(options.secrets ?? []);
   pulumi.runtime.setAllConfig(applyProjectConfig(repoProject(), stack, { ...repoStackConfig(stack), ...options.config }));
   await pulumi.runtime.setMocks(
     {
@@ -100,8 +110,13 @@ function fakeState(type: string, name: string, inputs: Record<string, unknown>):
       // The provider's schema (@pulumi/random 4.21 randomBytes.d.ts, from terraform-provider-random's
       // random_bytes): inputs `length` and `keepers`; outputs `base64` and lowercase `hex` (exactly
       // twice `length` characters), both secret. Imports name the resource by its base64 value.
-      const bytes = fakeRandomBytes(Number(inputs.length));
+      const bytes = fakeRandomBytes(Number(inputs.length), name, (inputs.keepers ?? {}) as Record<string, string>);
       return { id: bytes.toString("base64"), state: { ...inputs, base64: bytes.toString("base64"), hex: bytes.toString("hex") } };
+    }
+    // The ARN of a parameter whose name starts with "/" has no second slash (SSM User Guide, "parameter ARNs").
+    case "aws:ssm/parameter:Parameter": {
+      const paramName = String(inputs.name);
+      return { id: paramName, state: { ...inputs, arn: `arn:aws:ssm:${REGION}:${ACCOUNT_ID}:parameter${paramName.startsWith("/") ? "" : "/"}${paramName}`, tier: "Standard" } };
     }
     case "command:local:Command":
       return { id: `${name}-${suffix}`, state: { ...inputs, stdout: FAKE_RUNNER_STDOUT, stderr: "" } };

@@ -78,6 +78,14 @@ export const SETTINGS = {
   },
   libgourou_repository: { type: "string", default: UPSTREAM_REPOSITORIES.libgourou },
   updfparser_repository: { type: "string", default: UPSTREAM_REPOSITORIES.updfparser },
+  // The OPDS feed (function_url_auth TOKEN or NONE): its token's generation, like access_token_version.
+  opds_feed_token_version: { type: "integer", default: 1, min: 1, max: 1000000 },
+  // Send to Kindle: off while kindle_address is empty. kindle_smtp_url is a Pulumi secret.
+  kindle_address: { type: "string", default: "" },
+  kindle_from: { type: "string", default: "" },
+  kindle_transport: { type: "string", default: "smtp", values: ["smtp", "ses"] },
+  kindle_smtp_url: { type: "string", default: "" },
+  kindle_ses_identity: { type: "string", default: "" },
 } as const satisfies Record<string, SettingSpec>;
 
 export type SettingKey = keyof typeof SETTINGS;
