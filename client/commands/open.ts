@@ -30,25 +30,13 @@ export function openCommand(readOutput: StackOutputReader = pulumiStackOutput): 
         if (warning) process.stderr.write(`${warning}\n`);
         link = accessLink(url.toString(), token);
       } else {
-        let fromStack: string | undefined;
-        try {
-          fromStack = await readOutput("access_url", { showSecrets: true });
-        } catch (err) {
-          if (!(err instanceof PulumiNotInstalledError)) throw err;
-          throw new CliError(
-            "no-service-url",
-            `${err.message}, and the access link is the stack's access_url output: install the Pulumi CLI (${PULUMI_INSTALL_URL}),\n` +
-              "  or make the link yourself: knock open --url URL --token TOKEN (or set KNOCK_TOKEN).",
-          );
-        }
-        if (!fromStack || fromStack === "null") {
-          throw new CliError(
-            "no-service-url",
+        link = await secretOutput(readOutput, "access_url", {
+          what: "the access link",
+          instead: "or make the link yourself: knock open --url URL --token TOKEN (or set KNOCK_TOKEN).",
+          absent:
             "No access link: the stack has no access_url output. It exists only with function_url_auth TOKEN:\n" +
-              "  pulumi config set function_url_auth TOKEN && pulumi up   (run where the Pulumi CLI is logged in and the stack selected)",
-          );
-        }
-        link = fromStack;
+            "  pulumi config set function_url_auth TOKEN && pulumi up   (run where the Pulumi CLI is logged in and the stack selected)",
+        });
       }
       process.stdout.write(link + "\n");
       if (opts.qr) {
@@ -77,29 +65,30 @@ async function openFeed(opts: { url?: string; token?: string; qr: boolean; data?
     if (!/^[A-Za-z0-9_-]{43}$/.test(secret)) throw new CliError("input", `No feed secret in ${tokenFile}: start knock serve with --data ${opts.data} once, which makes it.`);
     feed = new URL(`opds/${secret}/`, url).toString();
   } else {
-    let fromStack: string | undefined;
-    try {
-      fromStack = await readOutput("opds_feed_url", { showSecrets: true });
-    } catch (err) {
-      if (!(err instanceof PulumiNotInstalledError)) throw err;
-      throw new CliError(
-        "no-service-url",
-        `${err.message}, and the feed's address is the stack's opds_feed_url output: install the Pulumi CLI (${PULUMI_INSTALL_URL}),\n` +
-          "  or, for a knock serve, pass --url URL --data DIR.",
-      );
-    }
-    if (!fromStack || fromStack === "null") {
-      throw new CliError(
-        "no-service-url",
+    feed = await secretOutput(readOutput, "opds_feed_url", {
+      what: "the feed's address",
+      instead: "or, for a knock serve, pass --url URL --data DIR.",
+      absent:
         "No OPDS feed: the stack has no opds_feed_url output. It exists only with function_url_auth TOKEN or NONE (an e-reader app cannot sign AWS requests):\n" +
-          "  pulumi config set function_url_auth TOKEN && pulumi up",
-      );
-    }
-    feed = fromStack;
+        "  pulumi config set function_url_auth TOKEN && pulumi up",
+    });
   }
   process.stdout.write(feed + "\n");
   if (opts.qr) {
     process.stderr.write("\nIn KOReader: Search → OPDS catalog → + (add), and enter this address; or scan it with a phone:\n\n" + (await terminalQr(feed)) + "\n");
     process.stderr.write("Anyone with this address can download your converted books. To replace it: pulumi config set opds_feed_token_version <a new number> && pulumi up\n");
   }
+}
+
+/** A secret stack output, or the error that says why there is none and what to do instead. */
+async function secretOutput(readOutput: StackOutputReader, name: string, say: { what: string; instead: string; absent: string }): Promise<string> {
+  let value: string | undefined;
+  try {
+    value = await readOutput(name, { showSecrets: true });
+  } catch (err) {
+    if (!(err instanceof PulumiNotInstalledError)) throw err;
+    throw new CliError("no-service-url", `${err.message}, and ${say.what} is the stack's ${name} output: install the Pulumi CLI (${PULUMI_INSTALL_URL}),\n  ${say.instead}`);
+  }
+  if (!value || value === "null") throw new CliError("no-service-url", say.absent);
+  return value;
 }

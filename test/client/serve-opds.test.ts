@@ -8,7 +8,7 @@ import { XMLParser } from "fast-xml-parser";
 import { afterAll, describe, expect, it } from "vitest";
 import { OPDS_ACQUISITION_FEED_TYPE } from "../../lambda/src/contract";
 import { makeAcsm } from "../handler/harness";
-import { cleanup, knock, scratchDir, startStandinService } from "./helpers";
+import { cleanup, cliEnv, fakePulumiCli, knock, scratchDir, startStandinService } from "./helpers";
 
 const scratch: string[] = [];
 afterAll(() => cleanup(scratch));
@@ -92,6 +92,25 @@ describe("knock serve's OPDS feed", () => {
     const withToken = await knock(["open", "--opds", "--token", "abc"]);
     expect(withToken.code).toBe(2);
     expect(withToken.stderr).toContain("--opds does not take --token");
+  });
+
+  it("knock open --opds prints the stack's opds_feed_url output, and explains a stack without one", async () => {
+    const url = `https://abcdefghijklmnop.lambda-url.us-east-2.on.aws/opds/${"A".repeat(43)}/`;
+    const withFeed = fakePulumiCli({ opds_feed_url: url }, scratch);
+    const run = await knock(["open", "--opds", "--no-qr"], { env: cliEnv({ PATH: `${withFeed.bin}:/usr/bin:/bin` }) });
+    expect(run.code, run.stderr).toBe(0);
+    expect(run.stdout).toBe(`${url}\n`);
+    expect(withFeed.asked()).toContain("opds_feed_url");
+    const qr = await knock(["open", "--opds"], { env: cliEnv({ PATH: `${withFeed.bin}:/usr/bin:/bin` }) });
+    expect(qr.stderr).toMatch(/In KOReader: .*OPDS catalog/);
+    expect(qr.stderr).toMatch(/[▄▀█]{7}/);
+    const iam = fakePulumiCli({ opds_feed_url: "null" }, scratch);
+    const none = await knock(["open", "--opds"], { env: cliEnv({ PATH: `${iam.bin}:/usr/bin:/bin` }) });
+    expect(none.code).toBe(1);
+    expect(none.stderr).toContain("No OPDS feed: the stack has no opds_feed_url output. It exists only with function_url_auth TOKEN or NONE");
+    const noCli = await knock(["open", "--opds"], { env: cliEnv({ PATH: "/usr/bin:/bin" }) });
+    expect(noCli.code).toBe(1);
+    expect(noCli.stderr).toContain("the feed's address is the stack's opds_feed_url output");
   });
 
   it("links a reused book no longer than knock serve keeps it (the store says when it is pruned)", async () => {
