@@ -153,12 +153,14 @@ export interface AcsmDescription extends AcsmInfo {
   readonly resource: string | undefined;
   /** `<dc:creator>` of the book, if present. */
   readonly creator: string | undefined;
+  /** `<dc:language>` of the book, if present (the Kindle pre-flight's language for an EPUB without a valid one). */
+  readonly language: string | undefined;
   /** The root's `fulfillmentType` attribute as written (`buy`, `loan`, …), if present. */
   readonly fulfillmentType: string | undefined;
 }
 
 /** Elements only the description reads, on a second pass (see {@link describeAcsm}). */
-type Described = "distributor" | "resource" | "creator";
+type Described = "distributor" | "resource" | "creator" | "language";
 
 /**
  * The facts of a fulfillment token, read without the clock and without any request: the same checks
@@ -184,6 +186,7 @@ export function describeAcsm(xml: string): AcsmDescription {
     field: (tag) => {
       if ((tag.local === "distributor" || tag.local === "resource") && tag.uri === ADEPT_NS) return tag.local;
       if (tag.local === "creator" && tag.uri === DC_NS) return "creator";
+      if (tag.local === "language" && tag.uri === DC_NS) return "language";
       return undefined;
     },
   });
@@ -197,6 +200,7 @@ export function describeAcsm(xml: string): AcsmDescription {
     distributor: more.get("distributor") || undefined,
     resource: more.get("resource") || undefined,
     creator: more.get("creator") || undefined,
+    language: more.get("language")?.trim() || undefined,
     fulfillmentType,
   };
 }

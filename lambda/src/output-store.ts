@@ -55,6 +55,7 @@ export interface ReuseIndex {
 export interface BookAbout {
   readonly title?: string | undefined;
   readonly author?: string | undefined;
+  readonly language?: string | undefined;
 }
 
 /** A converted book as the output bucket holds it. */
@@ -70,6 +71,7 @@ export interface StoredBook {
   /** From the book's metadata; absent for a book stored before it was kept. */
   readonly title?: string;
   readonly author?: string;
+  readonly language?: string;
 }
 
 /** The books the output bucket holds: what the OPDS feed lists. */
@@ -147,7 +149,7 @@ function decodeMetadata(value: string | undefined): string | undefined {
 
 /** The book's metadata to store: only what the ACSM gave. */
 function bookMetadata(about: BookAbout | undefined): Record<string, string> | undefined {
-  const entries = (["title", "author"] as const).flatMap((k) => {
+  const entries = (["title", "author", "language"] as const).flatMap((k) => {
     const v = about?.[k]?.trim();
     return v ? [[BOOK_METADATA[k], encodeMetadata(v)] as const] : [];
   });
@@ -183,9 +185,10 @@ export function outputStore(objects: ObjectStore): OutputStore {
     if (head === undefined) return undefined; // expired since it was listed
     const title = decodeMetadata(head.metadata?.[BOOK_METADATA.title]);
     const author = decodeMetadata(head.metadata?.[BOOK_METADATA.author]);
+    const language = decodeMetadata(head.metadata?.[BOOK_METADATA.language]);
     return {
       key, id: key.split("/")[1], filename: key.slice(key.lastIndexOf("/") + 1), sizeBytes, storedAt,
-      ...(title === undefined ? {} : { title }), ...(author === undefined ? {} : { author }),
+      ...(title === undefined ? {} : { title }), ...(author === undefined ? {} : { author }), ...(language === undefined ? {} : { language }),
     };
   };
   return {

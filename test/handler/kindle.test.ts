@@ -57,7 +57,7 @@ interface Answer {
 const json = (res: HandlerResult) => JSON.parse(res.body) as Answer;
 
 /** A real EPUB 3 stored in the output bucket as a conversion stores it: `converted/<id>/<name>` with the ACSM's title and author. */
-async function storedEpub(title: string, author: string, defects: { noLanguage?: boolean } = {}): Promise<{ key: string; bytes: Buffer }> {
+async function storedEpub(title: string, author: string, defects: { noLanguage?: boolean } = {}, language?: string): Promise<{ key: string; bytes: Buffer }> {
   const opf = `<?xml version="1.0" encoding="UTF-8"?>\n<package xmlns="http://www.idpf.org/2007/opf" version="3.0" unique-identifier="uid"><metadata xmlns:dc="http://purl.org/dc/elements/1.1/"><dc:identifier id="uid">urn:uuid:${randomUUID()}</dc:identifier><dc:title>${title}</dc:title>${defects.noLanguage ? "" : "<dc:language>en</dc:language>"}<meta property="dcterms:modified">2026-01-01T00:00:00Z</meta></metadata><manifest><item id="nav" href="nav.xhtml" media-type="application/xhtml+xml" properties="nav"/></manifest><spine><itemref idref="nav"/></spine></package>\n`;
   const bytes = await writeZip([
     { name: "mimetype", data: Buffer.from("application/epub+zip"), store: true },
@@ -67,14 +67,15 @@ async function storedEpub(title: string, author: string, defects: { noLanguage?:
   ]);
   const file = join(mkdtempSync(join(tmpdir(), "knock-kindle-book-")), "book.epub");
   writeFileSync(file, bytes);
-  const kept = await outputStore(s3Objects(createS3Client(loadConfig()), OUTPUT_BUCKET)).keep(randomUUID(), `${title}.epub`, file, "application/epub+zip", 600, { title, author });
+  const kept = await outputStore(s3Objects(createS3Client(loadConfig()), OUTPUT_BUCKET)).keep(randomUUID(), `${title}.epub`, file, "application/epub+zip", 600, { title, author, language });
   return { key: kept.key, bytes };
 }
 
 describe("Send to Kindle through the handler", () => {
   it("mails a stored EPUB's pre-flighted copy for POST /kindle, named Title - Author, and says it was sent, never delivered", async () => {
     const handle = kindleContainer();
-    const { key, bytes } = await storedEpub("Kindle Book", "Ann Author", { noLanguage: true });
+    // The ACSM said fr-CA (kept with the book, as a conversion keeps it); the EPUB has no dc:language.
+    const { key, bytes } = await storedEpub("Kindle Book", "Ann Author", { noLanguage: true }, "fr-CA");
     const before = smtp.received.length;
     const res = await handle(post({ s3_key: key }, "", "/kindle"));
     expect(res.statusCode, res.body).toBe(200);
@@ -82,14 +83,14 @@ describe("Send to Kindle through the handler", () => {
     expect(body.kindle).toMatchObject({ sent: true, to: KINDLE.to, transport: "smtp", attachment_name: "Kindle Book - Ann Author.epub" });
     expect(body.kindle.message).toMatch(/sent to reader_42@kindle\.com; Amazon sends no receipt/);
     expect(body.kindle.message).not.toMatch(/delivered/i);
-    expect(body.kindle.preflight_fixes).toEqual(['content.opf: there was no dc:language; it is now "und"', "nav.xhtml: added an XML declaration with encoding utf-8"]);
+    expect(body.kindle.preflight_fixes).toEqual(['content.opf: there was no dc:language; it is now "fr-CA"', "nav.xhtml: added an XML declaration with encoding utf-8"]);
     expect(body.output_files[0]).toMatchObject({ s3_key: key, filename: "Kindle Book.epub" });
     const mail = smtp.received[before];
     expect(mail.envelope.to).toEqual([KINDLE.to]);
     const [attachment] = mail.parsed.attachments;
     expect(attachment.filename).toBe("Kindle Book - Ann Author.epub");
     expect(attachment.contentType).toBe("application/epub+zip");
-    expect(attachment.content.equals((await kindlePreflight(bytes)).bytes)).toBe(true);
+    expect(attachment.content.equals((await kindlePreflight(bytes, { language: "fr-CA" })).bytes)).toBe(true);
     expect(body.kindle.message_id).toBe(mail.parsed.messageId);
     // The download is the stored book, untouched.
     const download = Buffer.from(await (await fetch(body.output_files[0].download_url)).arrayBuffer());

@@ -19,10 +19,10 @@ export function outputKey(requestId: string, filename: string): string {
 
 /**
  * The user metadata a converted book is stored with (S3's `x-amz-meta-<name>`), which the OPDS feed
- * lists it by: the title and author the ACSM gives, each percent-encoded UTF-8 (S3 metadata is
+ * lists it by (and Send to Kindle names and pre-flights it by): the title, author and language the ACSM gives, each percent-encoded UTF-8 (S3 metadata is
  * US-ASCII). Books stored before these existed have none; the feed then names them by file name.
  */
-export const BOOK_METADATA = { title: "book-title", author: "book-author" } as const;
+export const BOOK_METADATA = { title: "book-title", author: "book-author", language: "book-language" } as const;
 
 /**
  * Where the conversions of one ACSM are remembered, beside the books (the role's `converted/*` grant

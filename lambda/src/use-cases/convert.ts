@@ -130,7 +130,8 @@ async function convertNow(services: Services, call: Call, acsm: string, info: Ac
     }),
   );
   // The title and author the ACSM gives are kept with the book: the OPDS feed lists it by them.
-  const file = await store(services, book, call.requestId, { title: info.title, author: describeAcsm(acsm).creator });
+  const described = describeAcsm(acsm);
+  const file = await store(services, book, call.requestId, { title: info.title, author: described.creator, language: described.language });
   // A loaned book: keep its loan token so that it can be listed and returned early.
   const loan = book.loanToken === undefined ? undefined : await loans.keep(book.loanToken, log);
   log.info("conversion done", { title: info.title, size_bytes: book.sizeBytes, duration_ms: Date.now() - call.started });

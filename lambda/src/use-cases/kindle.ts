@@ -48,7 +48,7 @@ async function sendStored(services: Services, call: Call, kindle: Kindle, book: 
   const bytes = await libraryOf(services).bytes(book.key);
   if (bytes === undefined) throw new KindleBookGoneError(book.key);
   try {
-    return await kindle.send({ bytes, contentType: bookType(book.filename), title: book.title, author: book.author }, Date.now() + call.timeLeftMs(), call.log);
+    return await kindle.send({ bytes, contentType: bookType(book.filename), title: book.title, author: book.author, language: book.language }, Date.now() + call.timeLeftMs(), call.log);
   } catch (err) {
     throw withDownload(err, files);
   }
