@@ -63,6 +63,11 @@ export interface Scenario {
   readonly compareLines?: number;
   /** Point every proxy variable at a loopback proxy that answers so (else at a closed port). */
   readonly proxy?: ProxyAnswer;
+  /**
+   * Why the stand-in is not held to this scenario (it does not model that check): run.ts then
+   * judges only the real tools, against `expected`.
+   */
+  readonly realOnly?: string;
   /** The lines libgourou 0.8.9 prints (stdout), exit status and, where listed, the files and the proxy's request lines. */
   readonly expected: { exit: number | "stopped"; stdout: string[]; stderr?: string[]; files?: string[]; requests?: string[] };
 }
@@ -198,12 +203,12 @@ function writeLoan(deviceDir: string): void {
 }
 
 /** The "Exception code / Message" block and the empty line after it (include/libgourou_common.h). */
-function exception(code: string, message: string): string[] {
+export function exception(code: string, message: string): string[] {
   return [`Exception code : ${code}`, `Message        : ${message}`, ""];
 }
 
 /** utils/drmprocessorclientimpl.cpp: five refused connections, then 0x500b. */
-const CONNECTION_REFUSED = [
+export const CONNECTION_REFUSED = [
   ...[1, 2, 3, 4, 5].flatMap((n) => ["", `Connection failed, attempt ${n}/5`]),
   ...exception("0x500b", "Error Couldn't connect to server"),
 ];
@@ -294,7 +299,7 @@ const EXPIRED = "2001-01-01T00:00:00+00:00";
 const EXPIRED_WARNING = `WARNING: ACSM file expired (${EXPIRED}), It may not work.`;
 
 /** A CONNECT refused by the proxy, as libcurl reports it: five attempts, then 0x500b (utils/drmprocessorclientimpl.cpp). */
-const TUNNEL_REFUSED = [
+export const TUNNEL_REFUSED = [
   ...[1, 2, 3, 4, 5].flatMap((n) => ["", `Connection broken and no data received, attempt ${n}/5`]),
   ...exception("0x500b", "Error Failure when receiving data from the peer"),
 ];
