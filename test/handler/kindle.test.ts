@@ -159,6 +159,15 @@ describe("Send to Kindle through the handler", () => {
     expect(json(empty).error).toMatch(/\{"s3_key": "converted\/…"\}.*\{"test": true\}/);
   });
 
+  it("writes nothing of the SMTP URL's password into the function's log", () => {
+    expect(world.logs.length).toBeGreaterThan(10);
+    expect(world.logs.some((l) => l.includes("book sent to the Kindle"))).toBe(true);
+    const all = world.logs.join("\n");
+    expect(all).not.toContain(smtp.password);
+    expect(all).not.toContain(encodeURIComponent(smtp.password));
+    expect(all).not.toContain("wrong-password");
+  });
+
   it("refuses deliver: \"kindle\" on a service without Send to Kindle before fulfilling anything, and an unknown deliver value", async () => {
     const handle = world.container();
     const fulfilments = world.distributor.hits.length;
