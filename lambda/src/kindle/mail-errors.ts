@@ -11,16 +11,19 @@ import { ServiceError, runsOnLambda } from "../errors";
 
 const PORT_HINT = "Port 25 is blocked on AWS Lambda: use port 465 (smtps://) or 587 (smtp://, STARTTLS).";
 
-/** 413: the book is larger than the transport can carry to a Kindle; the download link still works. */
+/**
+ * 413: the book is larger than the transport can carry to a Kindle. The book itself is fine, so the
+ * answer hands over its download link (`download_url`) when the caller has one.
+ */
 export class KindleBookTooBigError extends ServiceError {
-  constructor(sizeBytes: number, limitBytes: number, why: string) {
+  constructor(sizeBytes: number, limitBytes: number, why: string, downloadUrl?: string) {
     super(
       413,
       "KindleBookTooBig",
       `The book is ${megabytes(sizeBytes)} (${sizeBytes} bytes), more than the ${megabytes(limitBytes)} (${limitBytes} bytes) of book one ` +
         `message to a Kindle can carry here (${why}; Send to Kindle by e-mail takes at most 50 MB), so it was not sent. ` +
-        "The download link still works: download the book and copy it to the Kindle over USB or with Amazon's Send to Kindle app.",
-      { size_bytes: sizeBytes, limit_bytes: limitBytes },
+        `${downloadUrl === undefined ? "The download link still works" : "The download link (download_url) still works"}: download the book and copy it to the Kindle over USB or with Amazon's Send to Kindle app.`,
+      { size_bytes: sizeBytes, limit_bytes: limitBytes, ...(downloadUrl === undefined ? {} : { download_url: downloadUrl }) },
     );
   }
 }
@@ -85,6 +88,8 @@ export interface MailerFailure {
   readonly responseCode?: unknown;
   readonly response?: unknown;
   readonly command?: unknown;
+  /** Which of nodemailer's timers ran out (smtp-connection's timeoutError): CONNECT_, GREETING_, UPGRADE_ or SOCKET_TIMEOUT. */
+  readonly timeoutType?: unknown;
   readonly message?: unknown;
   readonly name?: unknown;
   readonly $fault?: unknown;
@@ -93,6 +98,15 @@ export interface MailerFailure {
 
 /** What one failed attempt means: try again (with what to say if the budget ends), or this answer. */
 export type Verdict = { readonly transient: true; readonly reply: string } | { readonly transient: false; readonly error: Error };
+
+/** The book a failed message carried, for a too-big answer. */
+export interface BookContext {
+  readonly sizeBytes: number;
+  readonly limitBytes: number;
+  readonly why: string;
+  /** The book's download link, handed back when the book is too big to mail. */
+  readonly downloadUrl?: string | undefined;
+}
 
 /** Where a message went, for the texts. */
 export interface MailContext {
@@ -136,18 +150,23 @@ const CONNECT_NODE_CODES: Readonly<Record<string, string>> = {
  * 2. sign-in: nodemailer's EAUTH (and ENOAUTH), or 534/535 (RFC 4954 §6: 535 "authentication
  *    credentials invalid", 534 "mechanism is too weak", which Gmail answers when an account needs an
  *    app password);
- * 3. TLS: ETLS (STARTTLS refused or its handshake failed), EREQUIRETLS, or a socket failure whose
- *    Node code is a TLS one;
- * 4. no connection: EDNS, ECONNECTION, ESOCKET, ETIMEDOUT while connecting (command CONN);
- * 5. 5yz to RCPT TO (EENVELOPE): the Kindle address; 552 after DATA or nodemailer's own SIZE
+ * 3. TLS: ETLS (STARTTLS refused or its handshake failed), EREQUIRETLS, a STARTTLS handshake that
+ *    timed out, or a socket failure whose Node code is a TLS one;
+ * 4. the session went quiet after it had started (SOCKET_TIMEOUT): the server may have the message,
+ *    so this is a timeout that says so, not "unreachable";
+ * 5. no connection: EDNS, ECONNECTION, ESOCKET, ETIMEDOUT while connecting (command CONN);
+ * 6. 5yz to RCPT TO (EENVELOPE): the Kindle address; 552 after DATA or nodemailer's own SIZE
  *    refusal (RFC 1870): too big; any other 5yz: the message or the sender was refused.
  * Nothing permanent is retried: RFC 5321 §4.2.1 says a 5yz reply means the same request will fail again.
+ * Anything else becomes a plain error naming only nodemailer's code: its message carries the
+ * server's reply text, which may echo the sign-in.
  */
-export function classifySmtpFailure(err: unknown, ctx: MailContext, book: { readonly sizeBytes: number; readonly limitBytes: number; readonly why: string }): Verdict {
+export function classifySmtpFailure(err: unknown, ctx: MailContext, book: BookContext): Verdict {
   const f = (typeof err === "object" && err !== null ? err : {}) as MailerFailure;
   const code = typeof f.code === "string" ? f.code : "";
   const nodeCode = typeof f.originalCode === "string" ? f.originalCode : "";
   const status = typeof f.responseCode === "number" ? f.responseCode : 0;
+  const timeout = typeof f.timeoutType === "string" ? f.timeoutType : "";
   const reply = replyCode(f);
   const server = `${ctx.host}:${ctx.port}`;
   const details: Record<string, unknown> = { mail_server: server, ...(reply ? { smtp_reply: reply } : {}), ...(code ? { mailer_error: code } : {}) };
@@ -167,13 +186,15 @@ export function classifySmtpFailure(err: unknown, ctx: MailContext, book: { read
     };
   }
 
-  if (code === "ETLS" || code === "EREQUIRETLS" || TLS_NODE_CODE.test(nodeCode) || (code === "ESOCKET" && /certificate|ssl|tls/i.test(String(f.message ?? "")))) {
+  if (code === "ETLS" || code === "EREQUIRETLS" || timeout === "UPGRADE_TIMEOUT" || TLS_NODE_CODE.test(nodeCode) || (code === "ESOCKET" && /certificate|ssl|tls/i.test(String(f.message ?? "")))) {
     const what =
       code === "ETLS" && status >= 500
         ? "the server does not offer STARTTLS, and the service never sends the password or the book unencrypted"
-        : /CERT|SELF_SIGNED|UNABLE_TO_|HOSTNAME|ALTNAME/.test(nodeCode) || /certificate/i.test(String(f.message ?? ""))
-          ? `its certificate is not trusted for that name${nodeCode ? ` (${nodeCode})` : ""}`
-          : `the TLS handshake failed${nodeCode ? ` (${nodeCode})` : ""}`;
+        : timeout === "UPGRADE_TIMEOUT"
+          ? "the TLS handshake did not finish in time"
+          : /CERT|SELF_SIGNED|UNABLE_TO_|HOSTNAME|ALTNAME/.test(nodeCode) || /certificate/i.test(String(f.message ?? ""))
+            ? `its certificate is not trusted for that name${nodeCode ? ` (${nodeCode})` : ""}`
+            : `the TLS handshake failed${nodeCode ? ` (${nodeCode})` : ""}`;
     return {
       transient: false,
       error: new KindleMailTlsFailedError(
@@ -184,10 +205,20 @@ export function classifySmtpFailure(err: unknown, ctx: MailContext, book: { read
     };
   }
 
+  // nodemailer files the inactivity timeout of a running session under CONN too; only its
+  // timeoutType tells it from a connection that was never made.
+  if (code === "ETIMEDOUT" && timeout === "SOCKET_TIMEOUT") return { transient: false, error: stalled(server, ctx, details) };
+
   if (code === "EDNS" || ((code === "ECONNECTION" || code === "ESOCKET" || code === "ETIMEDOUT") && (f.command === "CONN" || f.command === undefined))) {
     const how =
       CONNECT_NODE_CODES[nodeCode] ??
-      (code === "EDNS" ? "does not resolve" : code === "ETIMEDOUT" ? "did not answer in time" : "closed the connection");
+      (code === "EDNS"
+        ? "does not resolve"
+        : timeout === "GREETING_TIMEOUT"
+          ? "took the connection but never greeted (a server on port 465 speaks TLS from the first byte and needs smtps://)"
+          : code === "ETIMEDOUT"
+            ? "did not answer the connection in time"
+            : "closed the connection");
     return {
       transient: false,
       error: new KindleMailUnreachableError(`${where} could not reach the mail server ${server}: it ${how}. ${PORT_HINT} Check the host name in the SMTP URL. The book was not sent.`, {
@@ -209,7 +240,7 @@ export function classifySmtpFailure(err: unknown, ctx: MailContext, book: { read
   }
 
   if (status === 552 || (code === "EMESSAGE" && /larger than allowed/i.test(String(f.message ?? "")))) {
-    return { transient: false, error: new KindleBookTooBigError(book.sizeBytes, book.limitBytes, `the mail server ${server} refused a message this large`) };
+    return { transient: false, error: new KindleBookTooBigError(book.sizeBytes, book.limitBytes, `the mail server ${server} refused a message this large`, book.downloadUrl) };
   }
 
   if (status >= 500 || code === "EENVELOPE" || code === "EMESSAGE") {
@@ -223,17 +254,19 @@ export function classifySmtpFailure(err: unknown, ctx: MailContext, book: { read
     };
   }
 
-  if (code === "ETIMEDOUT" || code === "EABORT") {
-    return {
-      transient: false,
-      error: new KindleMailTimeoutError(
-        `The mail server ${server} stopped answering while it was sent the message: it may or may not have taken it. Check the Kindle (and the inbox of ${ctx.from} for Amazon's notice) in a few minutes before sending it again.`,
-        details,
-      ),
-    };
-  }
+  if (code === "ETIMEDOUT" || code === "EABORT") return { transient: false, error: stalled(server, ctx, details) };
 
-  return { transient: false, error: err instanceof Error ? err : new Error(String(err)) };
+  // A programming error (no nodemailer code) keeps its own message and stack; a mailer failure is
+  // told by its code alone, because nodemailer appends the server's reply to its message.
+  if (code === "" && err instanceof Error) return { transient: false, error: err };
+  return { transient: false, error: new Error(`Sending the book through the mail server ${server} failed (nodemailer ${code || "error"}${reply ? `, SMTP ${reply}` : ""}). The book was not sent.`) };
+}
+
+function stalled(server: string, ctx: MailContext, details: Record<string, unknown>): KindleMailTimeoutError {
+  return new KindleMailTimeoutError(
+    `The mail server ${server} stopped answering while it was sent the message: it may or may not have taken it. Check the Kindle (and the inbox of ${ctx.from} for Amazon's notice) in a few minutes before sending it again.`,
+    details,
+  );
 }
 
 /**

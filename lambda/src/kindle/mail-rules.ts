@@ -49,11 +49,15 @@ export function messageLimitReason(transport: KindleTransport): string {
 /**
  * The largest book (raw bytes) the transport can carry after base64 and headers: the smaller of the
  * transport's message limit and Amazon's 50 MB. Base64 (RFC 2045 §6.8) turns 57 bytes into a
- * 76-character line plus CRLF, 78 bytes: the book grows by 78/57.
+ * 76-character line plus CRLF, 78 bytes: the book grows by 78/57 (about 3/4 of the room is book).
+ * Counted in whole lines plus the last, shorter one (4 characters per 3 bytes, and its CRLF), so
+ * the encoded book never passes the room, not even by the rounding of 78/57.
  */
 export function maxBookBytes(transport: KindleTransport): number {
-  const message = Math.min(transportMessageLimit(transport), KINDLE_MESSAGE_LIMIT_BYTES);
-  return Math.floor(((message - MESSAGE_OVERHEAD_BYTES) * 57) / 78);
+  const room = Math.min(transportMessageLimit(transport), KINDLE_MESSAGE_LIMIT_BYTES) - MESSAGE_OVERHEAD_BYTES;
+  const lines = Math.floor(room / 78);
+  const rest = room - lines * 78;
+  return lines * 57 + (rest > 2 ? Math.floor((rest - 2) / 4) * 3 : 0);
 }
 
 /**
@@ -133,7 +137,8 @@ export interface SmtpServer {
   readonly password: string;
 }
 
-const SMTP_URL_SHAPE = "smtps://user:password@host:465 (TLS) or smtp://user:password@host:587 (STARTTLS), the user percent-encoded (you%40gmail.com)";
+const SMTP_URL_SHAPE =
+  "smtps://user:password@host:465 (TLS) or smtp://user:password@host:587 (STARTTLS), the user and password percent-encoded (you%40gmail.com; / ? # : % in a password as %2F %3F %23 %3A %25)";
 
 /**
  * Checks the SMTP URL: smtp:// or smtps://, a user and a password, and not port 25: AWS blocks
@@ -151,6 +156,11 @@ export function smtpUrlProblem(url: string): string | undefined {
   if (parsed.protocol !== "smtp:" && parsed.protocol !== "smtps:") {
     return `The SMTP URL starts with ${parsed.protocol}// : write it as ${SMTP_URL_SHAPE}.`;
   }
+  // A `/`, `?` or `#` left unencoded in the password ends the authority early: what follows, up to
+  // the real `@host`, lands in the path, query or fragment.
+  if (/@/.test(`${parsed.pathname}${parsed.search}${parsed.hash}`)) {
+    return `The SMTP URL's password (or user name) holds a / ? or # that is not percent-encoded, so the URL names the wrong server: write it as ${SMTP_URL_SHAPE}.`;
+  }
   if (parsed.hostname === "") return `The SMTP URL names no server: write it as ${SMTP_URL_SHAPE}.`;
   if (parsed.username === "") return `The SMTP URL has no user name: write it as ${SMTP_URL_SHAPE}.`;
   if (parsed.password === "") return `The SMTP URL has no password (for Gmail, an app password): write it as ${SMTP_URL_SHAPE}.`;
@@ -161,6 +171,7 @@ export function smtpUrlProblem(url: string): string | undefined {
     return "The SMTP URL's user name or password has a broken percent-encoding (a % not followed by two hex digits): encode % as %25.";
   }
   const port = smtpPort(parsed);
+  if (port === 0) return `The SMTP URL's port is 0: write it as ${SMTP_URL_SHAPE}.`;
   if (port === 25) {
     return "The SMTP URL uses port 25, which AWS blocks for mail sent from Lambda: use port 465 (smtps://) or 587 (smtp://, STARTTLS).";
   }

@@ -12,7 +12,7 @@ import { SESv2Client, SendEmailCommand } from "@aws-sdk/client-sesv2";
 import nodemailer from "nodemailer";
 import MailComposer from "nodemailer/lib/mail-composer";
 import { KindleBookTooBigError, KindleMailBusyError, KindleMailTimeoutError, classifySesFailure, classifySmtpFailure, type Verdict } from "./mail-errors";
-import { type KindleTransport, maxBookBytes, messageLimitReason, parseSmtpUrl, transportMessageLimit } from "./mail-rules";
+import { KINDLE_MESSAGE_LIMIT_BYTES, type KindleTransport, maxBookBytes, messageLimitReason, parseSmtpUrl, transportMessageLimit } from "./mail-rules";
 
 export * from "./mail-errors";
 export { kindleAddressProblem, kindleFileName, maxBookBytes, smtpUrlProblem, KINDLE_DOMAINS, type KindleTransport } from "./mail-rules";
@@ -40,6 +40,8 @@ export interface SendOptions {
   readonly tls?: { readonly ca?: string | Buffer };
   /** The SES client; default one for the transport's region. */
   readonly sesClient?: SESv2Client;
+  /** The book's download link, given back in a {@link KindleBookTooBigError}'s details (`download_url`). */
+  readonly downloadUrl?: string;
 }
 
 export interface SentMessage {
@@ -60,8 +62,10 @@ export function backoffMs(retry: number): number {
 }
 /** An attempt starts only with at least this much time left: connecting, TLS, sign-in and a 25 MB upload need it. */
 export const MIN_ATTEMPT_MS = 5000;
-/** nodemailer's connect and greeting timeouts (its defaults: 2 min and 30 s), cut to what the deadline leaves. */
+/** nodemailer's connect and greeting timeouts (its defaults: 2 min and 30 s), cut to half of what the deadline leaves. */
 const CONNECT_MS = 10_000;
+/** How much later than the deadline's abort the inactivity timer would fire. */
+const SOCKET_SLACK_MS = 1000;
 
 const defaultSleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -92,11 +96,12 @@ export async function composeMessage(delivery: KindleDelivery, attachment: Kindl
 export async function sendToKindle(delivery: KindleDelivery, attachment: KindleAttachment, options: SendOptions): Promise<SentMessage> {
   const limit = maxBookBytes(delivery.transport);
   const why = messageLimitReason(delivery.transport);
-  if (attachment.bytes.length > limit) throw new KindleBookTooBigError(attachment.bytes.length, limit, why);
+  const tooBig = (): KindleBookTooBigError => new KindleBookTooBigError(attachment.bytes.length, limit, why, options.downloadUrl);
+  if (attachment.bytes.length > limit) throw tooBig();
   const { raw, messageId } = await composeMessage(delivery, attachment);
   // The file name's encoding and the headers are inside the overhead maxBookBytes keeps; checked
   // on the real message all the same, so a limit is never sent past.
-  if (raw.length > Math.min(transportMessageLimit(delivery.transport), 50e6)) throw new KindleBookTooBigError(attachment.bytes.length, limit, why);
+  if (raw.length > Math.min(transportMessageLimit(delivery.transport), KINDLE_MESSAGE_LIMIT_BYTES)) throw tooBig();
 
   const sleep = options.sleep ?? defaultSleep;
   const once = delivery.transport.kind === "smtp" ? smtpSender(delivery, delivery.transport.url, raw, attachment, options) : sesSender(delivery, delivery.transport.region, raw, options);
@@ -142,8 +147,9 @@ interface Sender {
 function smtpSender(delivery: KindleDelivery, url: string, raw: Buffer, attachment: KindleAttachment, options: SendOptions): Sender {
   const server = parseSmtpUrl(url);
   const ctx = { host: server.host, port: server.port, to: delivery.to, from: delivery.from };
-  const book = { sizeBytes: attachment.bytes.length, limitBytes: maxBookBytes(delivery.transport), why: messageLimitReason(delivery.transport) };
+  const book = { sizeBytes: attachment.bytes.length, limitBytes: maxBookBytes(delivery.transport), why: messageLimitReason(delivery.transport), downloadUrl: options.downloadUrl };
   const send = async (left: number): Promise<string> => {
+    const setupMs = Math.min(CONNECT_MS, Math.floor(left / 2));
     const transporter = nodemailer.createTransport({
       host: server.host,
       port: server.port,
@@ -152,18 +158,24 @@ function smtpSender(delivery: KindleDelivery, url: string, raw: Buffer, attachme
       secure: server.implicitTls,
       requireTLS: !server.implicitTls,
       auth: { user: server.user, pass: server.password },
-      connectionTimeout: Math.min(CONNECT_MS, left),
-      greetingTimeout: Math.min(CONNECT_MS, left),
-      dnsTimeout: Math.min(CONNECT_MS, left),
-      // Inactivity, not a total: a transfer that keeps moving is not cut, one that stalls ends
-      // within the time left.
-      socketTimeout: left,
+      // Setting up (DNS, TCP, greeting, TLS) gets at most half the time left: the upload needs the
+      // rest, and a setup timer that always ends before the inactivity one below is reported as a
+      // setup failure (unreachable, TLS), not as a stalled transfer.
+      connectionTimeout: setupMs,
+      greetingTimeout: setupMs,
+      dnsTimeout: setupMs,
+      // Inactivity; the attempt as a whole ends at the deadline through the abort signal below,
+      // which therefore always comes first and answers one way (EABORT: a timeout that may have
+      // reached the server).
+      socketTimeout: left + SOCKET_SLACK_MS,
       tls: { minVersion: "TLSv1.2", ...(options.tls?.ca !== undefined ? { ca: options.tls.ca } : {}) },
       logger: false,
       debug: false,
     });
     try {
-      await transporter.sendMail({ raw, envelope: { from: delivery.from, to: [delivery.to] } });
+      // The size goes in MAIL FROM (RFC 1870 SIZE=), and nodemailer checks it against the server's
+      // advertised SIZE first: a server that takes less refuses before 25 MB are uploaded to it.
+      await transporter.sendMail({ raw, envelope: { from: delivery.from, to: [delivery.to], size: raw.length }, signal: AbortSignal.timeout(left) });
       // The message's own Message-ID (in `raw`) is the one the server and Amazon see; nodemailer's
       // info.messageId for a raw message is one it made up and never sent.
       return "";
